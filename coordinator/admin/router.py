@@ -1,0 +1,85 @@
+"""The admin API. Every route needs the admin token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import text
+
+from coordinator import __version__
+from coordinator.admin.service import AdminService
+from coordinator.clock import to_datetime
+from coordinator.runtime import AdminDep, RuntimeDep
+from coordinator.workers.router import WorkerIdPath
+from shared import PROTOCOL_VERSION, AdminHealth, ErrorResponse, Liveness, PoolStats, WorkerList
+from shared.admin import WorkerView
+
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin"],
+    dependencies=[AdminDep],
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+
+
+@router.get("/workers")
+def list_workers(
+    runtime: RuntimeDep,
+    status: Liveness | None = None,
+    tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> WorkerList:
+    """Registered workers, optionally only ``online``/``offline`` ones or one tier."""
+    return AdminService(runtime.engine).list_workers(
+        status=status, tier=tier, limit=limit, offset=offset
+    )
+
+
+@router.get("/workers/{worker_id}")
+def get_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
+    """One worker."""
+    return AdminService(runtime.engine).get_worker(worker_id)
+
+
+@router.post("/workers/{worker_id}/drain")
+def drain_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
+    """Give this worker no new work until it is undrained (its owner cannot override it)."""
+    return AdminService(runtime.engine).set_drained(worker_id, drained=True)
+
+
+@router.post("/workers/{worker_id}/undrain")
+def undrain_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
+    """Let a drained worker take work again."""
+    return AdminService(runtime.engine).set_drained(worker_id, drained=False)
+
+
+@router.get("/stats")
+def stats(runtime: RuntimeDep) -> PoolStats:
+    """Counts of workers: total, online, active, by tier."""
+    return AdminService(runtime.engine).stats()
+
+
+@router.get("/health")
+def admin_health(runtime: RuntimeDep) -> AdminHealth:
+    """The coordinator's own health: database, uptime, liveness sweeps."""
+    try:
+        with runtime.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        database = "ok"
+        online = AdminService(runtime.engine).count_online()
+    except Exception as exc:  # report, don't fail: this endpoint exists to say what is wrong
+        database = f"unreachable: {type(exc).__name__}: {exc}"
+        online = 0
+    last_sweep = runtime.liveness.last_sweep
+    return AdminHealth(
+        status="healthy" if database == "ok" else "degraded",
+        version=__version__,
+        protocol_version=PROTOCOL_VERSION,
+        database=database,
+        uptime_seconds=round(runtime.clock() - runtime.started_at, 3),
+        heartbeat_interval=runtime.settings.heartbeat_interval,
+        online_workers=online,
+        last_liveness_sweep=to_datetime(last_sweep) if last_sweep is not None else None,
+    )

@@ -1,0 +1,95 @@
+"""What admins can see and change in the registry."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from coordinator.db.schema import WorkerRow
+from coordinator.errors import ApiError
+from coordinator.workers.views import worker_view
+from shared import Liveness, PoolStats, TierCounts, WorkerList, WorkerView
+
+
+class AdminService:
+    """Queries and admin actions over the worker registry."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def list_workers(
+        self, *, status: Liveness | None, tier: int | None, limit: int, offset: int
+    ) -> WorkerList:
+        """Workers matching the filters, newest registration first."""
+        query = select(WorkerRow)
+        if status is not None:
+            query = query.where(WorkerRow.status == status)
+        if tier is not None:
+            query = query.where(WorkerRow.tier == tier)
+        with Session(self._engine) as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(
+                query.order_by(WorkerRow.registered_at.desc(), WorkerRow.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return WorkerList(workers=[worker_view(row) for row in rows], total=total)
+
+    def get_worker(self, worker_id: str) -> WorkerView:
+        """One worker, or 404."""
+        with Session(self._engine) as session:
+            return worker_view(self._row(session, worker_id))
+
+    def set_drained(self, worker_id: str, *, drained: bool) -> WorkerView:
+        """Stop (or resume) giving a worker new work, whatever its owner says."""
+        with Session(self._engine) as session, session.begin():
+            row = self._row(session, worker_id)
+            row.drained = drained
+            return worker_view(row)
+
+    def stats(self) -> PoolStats:
+        """Counts of workers by liveness, schedulability and tier."""
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(
+                    WorkerRow.tier,
+                    WorkerRow.status,
+                    WorkerRow.drained,
+                    WorkerRow.owner_paused,
+                    func.count(),
+                ).group_by(
+                    WorkerRow.tier, WorkerRow.status, WorkerRow.drained, WorkerRow.owner_paused
+                )
+            ).all()
+        tiers = {str(tier): {"total": 0, "online": 0} for tier in (1, 2, 3)}
+        total = online = active = 0
+        for tier, status, drained, paused, count in rows:
+            counts = tiers.setdefault(str(tier), {"total": 0, "online": 0})
+            counts["total"] += count
+            total += count
+            if status == "online":
+                counts["online"] += count
+                online += count
+                if not drained and not paused:
+                    active += count
+        return PoolStats(
+            total_workers=total,
+            online_workers=online,
+            offline_workers=total - online,
+            active_workers=active,
+            by_tier={tier: counts["total"] for tier, counts in tiers.items()},
+            tiers={tier: TierCounts(**counts) for tier, counts in tiers.items()},
+        )
+
+    def count_online(self) -> int:
+        """How many workers are online."""
+        with Session(self._engine) as session:
+            query = select(func.count()).where(WorkerRow.status == "online")
+            return session.scalar(query) or 0
+
+    @staticmethod
+    def _row(session: Session, worker_id: str) -> WorkerRow:
+        row = session.get(WorkerRow, worker_id)
+        if row is None:
+            raise ApiError(404, "unknown_worker", f"No worker {worker_id} is registered.")
+        return row

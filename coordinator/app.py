@@ -1,0 +1,148 @@
+"""The coordinator's FastAPI app, built by :func:`create_app` from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from coordinator import __version__
+from coordinator.admin.router import router as admin_router
+from coordinator.clock import Clock, system_clock
+from coordinator.db import make_engine, migrate
+from coordinator.errors import ApiError, install_error_handlers
+from coordinator.liveness import LivenessMonitor
+from coordinator.runtime import CoordinatorRuntime
+from coordinator.security import hash_token, load_or_create_admin_token
+from coordinator.settings import CoordinatorSettings
+from coordinator.workers.heartbeats import HeartbeatWriter
+from coordinator.workers.registry import WorkerRegistry
+from coordinator.workers.router import router as worker_router
+from shared import PROTOCOL_VERSION, ErrorResponse, HealthResponse
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+"""No protocol message comes near 1 MiB; larger bodies are refused before they are read."""
+
+
+class BodySizeLimit:
+    """Refuse requests whose declared body is larger than ``limit`` with a 413."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    body = ErrorResponse(
+                        detail=f"The request body is larger than {self.limit} bytes.",
+                        code="too_large",
+                    ).model_dump_json()
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 413,
+                            "headers": [(b"content-type", b"application/json")],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body.encode()})
+                    return
+        await self.app(scope, receive, send)
+
+
+def sweep_period(settings: CoordinatorSettings) -> float:
+    """How often to look for silent workers: often enough to notice within an interval."""
+    return max(0.1, min(settings.heartbeat_interval / 3, 10.0))
+
+
+def _start_runtime(settings: CoordinatorSettings, clock: Clock) -> CoordinatorRuntime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    admin_token = (
+        settings.admin_token.get_secret_value()
+        if settings.admin_token is not None
+        else load_or_create_admin_token(settings.data_dir)
+    )
+    started_at = clock()
+    heartbeats = HeartbeatWriter(engine)
+    heartbeats.start()
+    return CoordinatorRuntime(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        started_at=started_at,
+        admin_token_hash=hash_token(admin_token),
+        registry=WorkerRegistry(engine, settings, clock),
+        heartbeats=heartbeats,
+        liveness=LivenessMonitor(
+            engine,
+            offline_after=settings.offline_after,
+            retention=settings.retention_seconds,
+            started_at=started_at,
+            clock=clock,
+        ),
+    )
+
+
+async def _sweep_forever(runtime: CoordinatorRuntime) -> None:
+    period = sweep_period(runtime.settings)
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await asyncio.to_thread(runtime.liveness.sweep)
+        except Exception:  # a failed sweep is retried next period; never kill the loop
+            log.exception("Liveness sweep failed")
+
+
+def create_app(settings: CoordinatorSettings, *, clock: Clock = system_clock) -> FastAPI:
+    """Build the coordinator app. Nothing is opened until the app starts (lifespan)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await asyncio.to_thread(_start_runtime, settings, clock)
+        app.state.runtime = runtime
+        sweeper = asyncio.create_task(_sweep_forever(runtime), name="liveness-sweep")
+        log.info(
+            "Coordinator %s ready: heartbeat every %.1f s, offline after %.1f s",
+            __version__,
+            settings.heartbeat_interval,
+            settings.offline_after,
+        )
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await asyncio.to_thread(runtime.heartbeats.stop)
+            runtime.engine.dispose()
+            log.info("Coordinator stopped")
+
+    app = FastAPI(
+        title="RMA Compute Pool coordinator",
+        version=__version__,
+        summary="Registry, tiers and liveness of the volunteer compute pool.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
+    app.include_router(worker_router)
+    app.include_router(admin_router)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> HealthResponse:
+        """Whether the coordinator answers (no auth; for load balancers and agents)."""
+        return HealthResponse(version=__version__, protocol_version=PROTOCOL_VERSION)
+
+    return app
+
+
+__all__ = ["ApiError", "create_app"]

@@ -1,0 +1,46 @@
+"""The registry's tables. Change them only together with a new migration in ``migrations/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names, so migrations can refer to them."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class WorkerRow(Base):
+    """One registered worker. Times are Unix seconds (UTC)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    tier: Mapped[int] = mapped_column(Integer)
+    capabilities: Mapped[dict[str, Any]] = mapped_column(JSON)
+    protocol_version: Mapped[int] = mapped_column(Integer)
+    agent_version: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    """Liveness: ``online`` or ``offline``."""
+    owner_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    drained: Mapped[bool] = mapped_column(Boolean, default=False)
+    current_load: Mapped[float] = mapped_column(Float, default=0.0)
+    reported_status: Mapped[str | None] = mapped_column(String(256))
+    registered_at: Mapped[float] = mapped_column(Float)
+    last_heartbeat: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_workers_status_last_heartbeat", "status", "last_heartbeat"),)

@@ -1,0 +1,95 @@
+"""Coordinator settings, from flags or ``RMA_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import platformdirs
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.units import parse_bytes
+
+GIB = 1024**3
+
+_WEAK_SECRETS = {"changeme", "change-me", "admin", "secret", "password", "token", "test"}
+MIN_SECRET_LENGTH = 16
+
+
+def _strict_bytes(value: Any) -> int:
+    size = parse_bytes(value)
+    if size is None:
+        raise ValueError(f"{value!r} is not a size; write bytes or e.g. '8GiB'")
+    return size
+
+
+StrictByteSize = Annotated[int, BeforeValidator(_strict_bytes)]
+
+
+class TierRules(BaseModel):
+    """The minimums for each tier; a worker gets the best tier it meets."""
+
+    tier1_min_gpu_memory: StrictByteSize = 8 * GIB
+    """Tier 1 (GPU worker): one NVIDIA or AMD GPU with at least this much memory."""
+    tier2_min_cpu_cores: int = Field(default=2, ge=1)
+    """Tier 2 (service worker): at least this many logical CPU cores ..."""
+    tier2_min_ram: StrictByteSize = 4 * GIB
+    """... and at least this much RAM."""
+    tier3_min_ram: StrictByteSize = 2 * GIB
+    """Tier 3 (data worker): at least this much RAM. Below it, registration is refused."""
+
+
+class CoordinatorSettings(BaseSettings):
+    """Everything the coordinator needs to start; see ``rma-coordinator --help``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RMA_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("rma-coordinator"))
+    """Where the registry database and the generated admin token live."""
+    database_url: str | None = None
+    """An SQLAlchemy URL to use instead of SQLite in the data dir (e.g. PostgreSQL)."""
+    admin_token: SecretStr | None = None
+    """The admin API's bearer token; generated into ``<data_dir>/admin-token`` when unset."""
+    enrollment_token: SecretStr | None = None
+    """When set, new workers must present it to register."""
+    heartbeat_interval: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds between a worker's heartbeats."""
+    missed_heartbeats_offline: int = Field(default=3, ge=1)
+    """A worker is offline after this many missed heartbeat intervals."""
+    retention_days: float = Field(default=14.0, gt=0)
+    """An offline worker is removed from the registry after this many days."""
+    tiers: TierRules = TierRules()
+    log_level: str = "INFO"
+
+    @field_validator("admin_token", "enrollment_token")
+    @classmethod
+    def _refuse_weak_secrets(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _WEAK_SECRETS:
+            raise ValueError(
+                f"is too weak: use at least {MIN_SECRET_LENGTH} random characters, e.g. "
+                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database to use: the configured URL, or SQLite in the data dir."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'registry.db'}"
+
+    @property
+    def offline_after(self) -> float:
+        """Seconds without a heartbeat after which a worker counts as offline."""
+        return self.heartbeat_interval * self.missed_heartbeats_offline
+
+    @property
+    def retention_seconds(self) -> float:
+        """Seconds an offline worker is kept before it is removed."""
+        return self.retention_days * 86400

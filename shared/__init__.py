@@ -1,0 +1,58 @@
+"""The RMA Compute Pool protocol: every message between workers, admins and the coordinator.
+
+Depends on pydantic only. Import the models from here.
+"""
+
+from shared.admin import AdminHealth, PoolStats, TierCounts, WorkerList, WorkerView
+from shared.base import RequestModel, ResponseModel, WorkerId
+from shared.capabilities import DockerInfo, GpuInfo, WorkerCapabilities
+from shared.messages import (
+    TIER_NAMES,
+    ErrorResponse,
+    HealthResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    Liveness,
+    RegisterRequest,
+    RegisterResponse,
+    Schedulability,
+    ServiceAssignment,
+    Tier,
+    UnregisterResponse,
+)
+from shared.version import (
+    MIN_SUPPORTED_AGENT_VERSION,
+    PROTOCOL_VERSION,
+    AgentTooOldError,
+    check_agent_version,
+)
+
+__all__ = [
+    "MIN_SUPPORTED_AGENT_VERSION",
+    "PROTOCOL_VERSION",
+    "TIER_NAMES",
+    "AdminHealth",
+    "AgentTooOldError",
+    "DockerInfo",
+    "ErrorResponse",
+    "GpuInfo",
+    "HealthResponse",
+    "HeartbeatRequest",
+    "HeartbeatResponse",
+    "Liveness",
+    "PoolStats",
+    "RegisterRequest",
+    "RegisterResponse",
+    "RequestModel",
+    "ResponseModel",
+    "Schedulability",
+    "ServiceAssignment",
+    "Tier",
+    "TierCounts",
+    "UnregisterResponse",
+    "WorkerCapabilities",
+    "WorkerId",
+    "WorkerList",
+    "WorkerView",
+    "check_agent_version",
+]

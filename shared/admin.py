@@ -1,0 +1,74 @@
+"""The admin API's views: ``/api/admin/workers``, ``/api/admin/stats``, ``/api/admin/health``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from shared.base import ResponseModel, WorkerId
+from shared.capabilities import WorkerCapabilities
+from shared.messages import Liveness, Schedulability, Tier
+
+
+class WorkerView(ResponseModel):
+    """One worker as an admin sees it."""
+
+    worker_id: WorkerId
+    name: str | None
+    tier: Tier
+    status: Liveness
+    """``online`` while heartbeats arrive; ``offline`` after three missed intervals."""
+    schedulability: Schedulability
+    """Whether it may take work: ``active``, ``paused`` by its owner, ``drained`` by an admin."""
+    capabilities: WorkerCapabilities
+    current_load: float
+    reported_status: str | None
+    """The free-text status the agent last sent (seed agents)."""
+    last_heartbeat: datetime
+    registered_at: datetime
+    protocol_version: int
+    agent_version: str | None
+
+
+class WorkerList(ResponseModel):
+    """``GET /api/admin/workers``."""
+
+    workers: list[WorkerView]
+    total: int
+    """How many workers match, before ``limit``/``offset``."""
+
+
+class TierCounts(ResponseModel):
+    """Workers of one tier."""
+
+    total: int
+    online: int
+
+
+class PoolStats(ResponseModel):
+    """``GET /api/admin/stats``."""
+
+    total_workers: int
+    online_workers: int
+    offline_workers: int
+    active_workers: int
+    """Online workers that may take work (not paused, not drained)."""
+    by_tier: dict[str, int]
+    """Workers per tier (``"1"``, ``"2"``, ``"3"``), online or not, as the seed reported."""
+    tiers: dict[str, TierCounts]
+    """Per tier, the total and how many are online."""
+
+
+class AdminHealth(ResponseModel):
+    """``GET /api/admin/health``: the coordinator's own state, in more detail than /health."""
+
+    status: Literal["healthy", "degraded"]
+    version: str
+    protocol_version: int
+    database: str
+    """``"ok"`` or what went wrong reaching the registry database."""
+    uptime_seconds: float
+    heartbeat_interval: float
+    online_workers: int
+    last_liveness_sweep: datetime | None
+    """When the coordinator last checked for workers that stopped sending heartbeats."""
