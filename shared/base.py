@@ -22,7 +22,8 @@ WorkerId = Annotated[
     StringConstraints(
         strip_whitespace=True,
         to_lower=True,
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        # The pattern is checked before to_lower applies, so it must admit upper case.
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
     ),
 ]
 """A worker's identity: a UUID in its canonical text form, chosen by the coordinator."""

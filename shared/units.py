@@ -84,7 +84,7 @@ def parse_bytes(value: object) -> int | None:
     if number > MAX_BYTES:
         return None
     # Exact arithmetic: the default context rounds to 28 digits (so "1.4999…9B" became 2)
-    # and traps overflow (so a number with a huge exponent raised).
+    # and traps overflow (so a number of a million digits raised decimal.Overflow).
     digits = len(match["number"]) + 20
     with localcontext(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[]):
         size = number * (1024**exponent)
@@ -113,9 +113,10 @@ def parse_count(value: object) -> int | None:
         stripped = value.strip()
         if not stripped.isascii() or not stripped.isdigit():
             return None
-        if len(stripped.lstrip("0")) > len(str(MAX_COUNT)):
+        digits = stripped.lstrip("0") or "0"
+        if len(digits) > len(str(MAX_COUNT)):
             return None  # too large; and int() refuses strings over 4300 digits
-        value = int(stripped)
+        value = int(digits)
     if not isinstance(value, int):
         return None
     return value if 0 <= value <= MAX_COUNT else None

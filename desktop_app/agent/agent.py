@@ -1,0 +1,347 @@
+"""The agent facade: the one object the tray app, ``rma-worker`` and the tests drive.
+
+It joins the pool, keeps its identity, heartbeats on the coordinator's schedule, recovers
+by itself (backoff when the coordinator is unreachable, re-registration under the same id
+when the coordinator forgot it) and leaves the pool cleanly when stopped. Observers
+subscribe to :class:`AgentStatus` changes instead of polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
+
+import httpx
+
+from desktop_app import __version__
+from desktop_app.agent.backoff import Backoff
+from desktop_app.agent.coordinator_client import (
+    DEFAULT_TIMEOUT,
+    CoordinatorClient,
+    CoordinatorRefused,
+    CoordinatorUnreachable,
+)
+from desktop_app.agent.identity import IdentityStore, WorkerIdentity
+from shared import (
+    PROTOCOL_VERSION,
+    TIER_NAMES,
+    HeartbeatRequest,
+    RegisterRequest,
+    Schedulability,
+    WorkerCapabilities,
+)
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["starting", "connecting", "contributing", "retrying", "refused", "stopped"]
+
+FATAL_REFUSALS = frozenset(
+    {"agent_too_old", "tier_requirements", "enrollment_required", "bad_enrollment"}
+)
+"""Refusals that retrying cannot fix: the volunteer (or operator) has to act."""
+
+PROBE_MAX_AGE = 600.0
+"""Seconds a hardware probe stays fresh for re-registrations."""
+
+EXIT_OK = 0
+EXIT_REFUSED = 3
+
+
+class ProbeReport(Protocol):
+    """What a hardware probe found: the capabilities and sentences about what is missing."""
+
+    @property
+    def capabilities(self) -> WorkerCapabilities: ...  # noqa: D102
+
+    @property
+    def notes(self) -> list[str]: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """How the agent joins the pool."""
+
+    coordinator_url: str
+    name: str | None = None
+    """The display name admins see; the host name by default."""
+    enrollment_token: str | None = None
+    max_retry_delay: float = 60.0
+    """The longest wait between attempts to reach an unreachable coordinator."""
+    unregister_timeout: float = 5.0
+    """How long leaving the pool may take on stop before the agent gives up and exits."""
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """Where the agent stands, with a sentence for people."""
+
+    phase: Phase
+    message: str
+    worker_id: str | None = None
+    tier: int | None = None
+    schedulability: Schedulability | None = None
+    capabilities: WorkerCapabilities | None = None
+
+
+class Agent:
+    """Membership of the pool: register, heartbeat, recover, leave."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        identities: IdentityStore,
+        probe: Callable[[], ProbeReport],
+        load_sampler: Callable[[], float],
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._config = config
+        self._identities = identities
+        self._probe = probe
+        self._load_sampler = load_sampler
+        self._http = http
+        self._status = AgentStatus("starting", "Starting up.")
+        self._listeners: list[Callable[[AgentStatus], None]] = []
+        self._listeners_lock = threading.Lock()
+        self._identity: WorkerIdentity | None = None
+        self._registered = False
+        self._paused = False
+        self._stop_requested = False
+        self._probed: tuple[float, WorkerCapabilities] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._wake_event: asyncio.Event | None = None
+
+    # -- observing -------------------------------------------------------------------------
+
+    @property
+    def status(self) -> AgentStatus:
+        """The latest status."""
+        return self._status
+
+    def subscribe(self, listener: Callable[[AgentStatus], None]) -> Callable[[], None]:
+        """Call ``listener`` with every new status (on the agent's thread); returns unsubscribe."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _publish(self, status: AgentStatus) -> None:
+        if status == self._status:
+            return
+        if status.phase != self._status.phase or status.message != self._status.message:
+            log.info("%s", status.message)
+        self._status = status
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(status)
+            except Exception:  # one broken observer must not stop the agent
+                log.exception("A status listener failed")
+
+    # -- controlling (thread-safe) ---------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the agent to leave the pool and return from :meth:`run`. Safe from any thread."""
+        self._stop_requested = True
+        self._notify(self._stop_event)
+
+    def set_paused(self, paused: bool) -> None:
+        """Tell the pool the volunteer paused (or resumed); sent with the next heartbeat now."""
+        self._paused = paused
+        self._notify(self._wake_event)
+
+    def _notify(self, event: asyncio.Event | None) -> None:
+        loop = self._loop
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Be a member of the pool until :meth:`stop`; return the process exit code."""
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._wake_event = asyncio.Event()
+        if self._stop_requested:
+            self._stop_event.set()
+        http = self._http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        client = CoordinatorClient(self._config.coordinator_url, http)
+        backoff = Backoff(maximum=self._config.max_retry_delay)
+        try:
+            self._identity = self._identities.load(client.base_url)
+            exit_code = await self._membership_loop(client, backoff)
+            await self._leave(client)
+            return exit_code
+        finally:
+            if self._http is None:
+                await http.aclose()
+            self._publish(replace(self._status, phase="stopped", message="Stopped."))
+
+    async def _membership_loop(self, client: CoordinatorClient, backoff: Backoff) -> int:
+        assert self._stop_event is not None
+        while not self._stop_event.is_set():
+            try:
+                if self._registered and self._identity is not None:
+                    delay = await self._heartbeat(client, self._identity)
+                else:
+                    delay = await self._register(client)
+                backoff.reset()
+            except CoordinatorUnreachable as exc:
+                delay = backoff.next_delay()
+                log.debug("%s", exc)
+                self._publish(
+                    replace(
+                        self._status,
+                        phase="retrying",
+                        message=f"Cannot reach the pool at {client.base_url}; trying again in "
+                        f"{delay:.0f} s.",
+                    )
+                )
+            except CoordinatorRefused as exc:
+                if exc.code in FATAL_REFUSALS:
+                    self._publish(
+                        replace(self._status, phase="refused", message=f"The pool said: {exc}")
+                    )
+                    return EXIT_REFUSED
+                delay = self._recover_identity(exc)
+            await self._wait(delay)
+        return EXIT_OK
+
+    async def _register(self, client: CoordinatorClient) -> float:
+        self._publish(
+            replace(
+                self._status,
+                phase="connecting",
+                message=f"Checking this computer and joining the pool at {client.base_url}.",
+            )
+        )
+        capabilities = await self._capabilities()
+        identity = self._identity
+        request = RegisterRequest(
+            capabilities=capabilities,
+            protocol_version=PROTOCOL_VERSION,
+            worker_id=identity.worker_id if identity else None,
+            name=self._config.name or socket.gethostname(),
+            agent_version=__version__,
+            enrollment_token=self._config.enrollment_token,
+        )
+        response = await client.register(request, identity.token if identity else None)
+        self._identity = WorkerIdentity(response.worker_id, response.worker_token, client.base_url)
+        await asyncio.to_thread(self._identities.save, self._identity)
+        self._registered = True
+        tier_name = TIER_NAMES.get(response.tier, f"tier {response.tier}")
+        self._publish(
+            AgentStatus(
+                phase="contributing",
+                message=f"Connected to the pool as a tier {response.tier} {tier_name} "
+                f"({response.tier_reason}).",
+                worker_id=response.worker_id,
+                tier=response.tier,
+                schedulability=response.schedulability,
+                capabilities=capabilities,
+            )
+        )
+        return response.next_heartbeat_in
+
+    async def _capabilities(self) -> WorkerCapabilities:
+        """The machine's capabilities, probed again only when the last probe is stale.
+
+        Retrying a registration every few seconds must not re-run the Docker and GPU probes
+        (each can take seconds) or repeat their log lines.
+        """
+        now = time.monotonic()
+        if self._probed is not None and now - self._probed[0] < PROBE_MAX_AGE:
+            return self._probed[1]
+        report = await asyncio.to_thread(self._probe)
+        for note in report.notes:
+            log.info("Hardware: %s", note)
+        capabilities = report.capabilities
+        if capabilities.docker is not None and not capabilities.docker.usable:
+            log.warning(
+                "Docker is not available, so this computer cannot run the pool's containers "
+                "yet: %s",
+                capabilities.docker.message or capabilities.docker.status,
+            )
+        self._probed = (now, capabilities)
+        return capabilities
+
+    async def _heartbeat(self, client: CoordinatorClient, identity: WorkerIdentity) -> float:
+        load = await asyncio.to_thread(self._load_sampler)
+        response = await client.heartbeat(
+            HeartbeatRequest(
+                worker_id=identity.worker_id,
+                current_load=max(0.0, load),
+                paused=self._paused,
+            ),
+            identity.token,
+        )
+        self._publish(
+            replace(
+                self._status,
+                phase="contributing",
+                message=self._status.message
+                if self._status.phase == "contributing"
+                else f"Connected to the pool again as worker {identity.worker_id}.",
+                tier=response.tier,
+                schedulability=response.schedulability,
+            )
+        )
+        return response.next_heartbeat_in
+
+    def _recover_identity(self, refusal: CoordinatorRefused) -> float:
+        """Decide what a refusal means for who we are; return the delay before trying again."""
+        identity = self._identity
+        if refusal.code in {"unknown_worker", "bad_token"} and self._registered:
+            # The coordinator lost or removed us: register again under the same id.
+            log.warning("The pool no longer knows this worker (%s); registering again", refusal)
+            self._registered = False
+            return 0.0
+        if identity is not None:
+            # Our id is someone else's, or our token is not accepted for it: start afresh.
+            log.warning("The pool refused this worker's identity (%s); joining afresh", refusal)
+            self._identities.forget(identity.worker_id)
+            self._identity = None
+            self._registered = False
+            return 0.0
+        self._publish(replace(self._status, phase="retrying", message=f"The pool said: {refusal}"))
+        return self._config.max_retry_delay
+
+    async def _wait(self, delay: float) -> None:
+        assert self._stop_event is not None and self._wake_event is not None
+        if delay <= 0:
+            return
+        self._wake_event.clear()
+        stop = asyncio.ensure_future(self._stop_event.wait())
+        wake = asyncio.ensure_future(self._wake_event.wait())
+        try:
+            await asyncio.wait({stop, wake}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+
+    async def _leave(self, client: CoordinatorClient) -> None:
+        identity = self._identity
+        if identity is None or not self._registered:
+            return
+        try:
+            await asyncio.wait_for(
+                client.unregister(identity.worker_id, identity.token),
+                timeout=self._config.unregister_timeout,
+            )
+            log.info("Left the pool (worker %s unregistered).", identity.worker_id)
+        except (CoordinatorUnreachable, CoordinatorRefused, TimeoutError) as exc:
+            log.warning("Could not tell the pool that this worker is leaving: %s", exc)
+        self._registered = False

@@ -1,0 +1,146 @@
+"""``rma-worker``: the agent without a GUI, for servers and VPS machines."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from pathlib import Path
+
+import psutil
+
+from desktop_app import __version__
+from desktop_app.agent.agent import Agent, AgentConfig
+from desktop_app.agent.credentials import default_credential_store
+from desktop_app.agent.hardware import CapabilityProbe
+from desktop_app.agent.identity import IdentityStore
+from desktop_app.agent.paths import AppPaths
+
+log = logging.getLogger("rma-worker")
+
+DEFAULT_COORDINATOR = "http://localhost:8080"
+LOG_FILE = "rma-worker.log"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="rma-worker",
+        description="Contribute this machine to the RMA Compute Pool (no GUI).",
+    )
+    parser.add_argument(
+        "--coordinator",
+        default=os.environ.get("RMA_COORDINATOR_URL")
+        or os.environ.get("COORDINATOR_URL")
+        or DEFAULT_COORDINATOR,
+        help="the coordinator's URL (RMA_COORDINATOR_URL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep identity, logs and settings in this folder instead of the user's folders",
+    )
+    parser.add_argument(
+        "--test-capabilities",
+        action="store_true",
+        help="print the detected capabilities as JSON and exit",
+    )
+    parser.add_argument(
+        "--enrollment-token",
+        default=os.environ.get("RMA_ENROLLMENT_TOKEN"),
+        help="the pool's enrollment secret, if its operator requires one (RMA_ENROLLMENT_TOKEN)",
+    )
+    parser.add_argument("--name", help="the name admins see (default: the host name)")
+    parser.add_argument(
+        "--max-retry-delay",
+        type=float,
+        default=60.0,
+        help="longest wait in seconds between attempts to reach the coordinator (%(default)s)",
+    )
+    parser.add_argument(
+        "--credential-store",
+        choices=["auto", "keyring", "file"],
+        default="auto",
+        help="where the worker token is kept: the OS keyring, or a private file (auto)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("RMA_LOG_LEVEL", "INFO"))
+    parser.add_argument("--version", action="version", version=f"rma-worker {__version__}")
+    return parser
+
+
+def configure_logging(level: str, log_dir: Path | None) -> None:
+    """Log to stderr and, when there is a log folder, to a rotating file in it."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_dir is not None:
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_dir / LOG_FILE, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
+            )
+        )
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+    )
+    # httpx logs every request at INFO; a heartbeat every 30 s would drown what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def cpu_load() -> float:
+    """The machine's CPU use since the last call, as a fraction of all cores."""
+    return psutil.cpu_percent(interval=None) / 100.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the worker until SIGTERM or Ctrl-C; then leave the pool and exit 0."""
+    args = build_parser().parse_args(argv)
+    paths = AppPaths.under(args.state_dir) if args.state_dir else AppPaths.for_user()
+    probe = CapabilityProbe()
+    if args.test_capabilities:
+        configure_logging("WARNING", None)
+        report = probe.probe(paths.state_dir if paths.state_dir.exists() else Path.home())
+        print(report.capabilities.model_dump_json(indent=2))
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
+        return 0
+
+    paths.ensure()
+    configure_logging(args.log_level, paths.log_dir)
+    credentials = default_credential_store(paths.state_dir, prefer=args.credential_store)
+    log.info("rma-worker %s; worker token kept in %s", __version__, credentials.description)
+    agent = Agent(
+        AgentConfig(
+            coordinator_url=args.coordinator,
+            name=args.name,
+            enrollment_token=args.enrollment_token,
+            max_retry_delay=args.max_retry_delay,
+        ),
+        identities=IdentityStore(paths.state_dir, credentials),
+        probe=lambda: probe.probe(paths.state_dir),
+        load_sampler=cpu_load,
+    )
+    return asyncio.run(_run_until_signalled(agent))
+
+
+async def _run_until_signalled(agent: Agent) -> int:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, agent.stop)
+        except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(agent.stop))
+    try:
+        return await agent.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
