@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.docker_engine",
+    "tests.fixtures.coordinator",
 ]

@@ -9,6 +9,7 @@ subscribe to :class:`AgentStatus` changes instead of polling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -166,7 +167,9 @@ class Agent:
     def _notify(self, event: asyncio.Event | None) -> None:
         loop = self._loop
         if loop is not None and event is not None:
-            loop.call_soon_threadsafe(event.set)
+            # The loop may close between the check and the call when run() just returned.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -179,13 +182,15 @@ class Agent:
             self._stop_event.set()
         http = self._http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         client = CoordinatorClient(self._config.coordinator_url, http)
-        backoff = Backoff(maximum=self._config.max_retry_delay)
+        maximum = self._config.max_retry_delay
+        backoff = Backoff(initial=min(1.0, maximum), maximum=maximum)
         try:
             self._identity = self._identities.load(client.base_url)
             exit_code = await self._membership_loop(client, backoff)
             await self._leave(client)
             return exit_code
         finally:
+            self._loop = None
             if self._http is None:
                 await http.aclose()
             self._publish(replace(self._status, phase="stopped", message="Stopped."))
