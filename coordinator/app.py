@@ -8,7 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator import __version__
 from coordinator.admin.router import router as admin_router
@@ -30,31 +31,57 @@ MAX_BODY_BYTES = 1024 * 1024
 """No protocol message comes near 1 MiB; larger bodies are refused before they are read."""
 
 
+class BodyTooLarge(HTTPException):
+    """A request body grew past the limit while it was read (no or a false Content-Length)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
 class BodySizeLimit:
-    """Refuse requests whose declared body is larger than ``limit`` with a 413."""
+    """Refuse requests whose body is larger than ``limit`` with a 413.
+
+    A declared (Content-Length) size over the limit is refused before the body is read; a
+    body without one (chunked) is counted as it is read and refused once it passes the limit.
+    """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    body = ErrorResponse(
-                        detail=f"The request body is larger than {self.limit} bytes.",
-                        code="too_large",
-                    ).model_dump_json()
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 413,
-                            "headers": [(b"content-type", b"application/json")],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": body.encode()})
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                body = ErrorResponse(
+                    detail=f"The request body is larger than {self.limit} bytes.",
+                    code="too_large",
+                ).model_dump_json()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body.encode()})
+                return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # An HTTPException, so the route's body parsing passes it on to the
+                    # error handlers instead of turning it into a 400.
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
 
 
 def sweep_period(settings: CoordinatorSettings) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import ErrorResponse
 
@@ -33,6 +34,10 @@ def unauthorized(detail: str, code: str = "unauthorized") -> ApiError:
     return ApiError(401, code, detail, {"WWW-Authenticate": "Bearer"})
 
 
+_HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+"""Codes for the refusals the framework raises itself (unknown path, wrong method, ...)."""
+
+
 def describe_validation_errors(errors: Sequence[Any]) -> str:
     """Turn pydantic's error list into one sentence naming each bad field."""
     parts = []
@@ -50,6 +55,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         body = ErrorResponse(detail=exc.detail, code=exc.code).model_dump()
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = ErrorResponse(
+            detail=str(exc.detail), code=_HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        ).model_dump()
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

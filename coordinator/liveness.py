@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, delete, update
 
 from coordinator.clock import Clock
-from coordinator.db.schema import WorkerRow
+from coordinator.db.schema import WORKERS
 
 log = logging.getLogger(__name__)
 
-_workers = WorkerRow.__table__
+_workers = WORKERS
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def parse_bytes(value: object) -> int | None:
     # Exact arithmetic: the default context rounds to 28 digits (so "1.4999…9B" became 2)
     # and traps overflow (so a number of a million digits raised decimal.Overflow).
     digits = len(match["number"]) + 20
-    with localcontext(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[]):
+    with localcontext(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN):
         size = number * (1024**exponent)
         if size > MAX_BYTES:
             return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, MetaData, String
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, MetaData, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -44,3 +44,7 @@ class WorkerRow(Base):
     last_heartbeat: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_workers_status_last_heartbeat", "status", "last_heartbeat"),)
+
+
+WORKERS = cast(Table, WorkerRow.__table__)
+"""The workers table, for Core statements on hot paths (heartbeats, sweeps)."""

@@ -21,7 +21,7 @@ from enum import Enum
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from coordinator.db.schema import WorkerRow
+from coordinator.db.schema import WORKERS
 from coordinator.workers.views import schedulability
 from shared import Schedulability
 
@@ -65,7 +65,7 @@ HeartbeatOutcome = HeartbeatAccepted | HeartbeatRefused
 
 _Pending = tuple[HeartbeatRecord, asyncio.AbstractEventLoop, "asyncio.Future[HeartbeatOutcome]"]
 
-_workers = WorkerRow.__table__
+_workers = WORKERS
 _record_heartbeat = (
     update(_workers)
     .where(_workers.c.id == bindparam("b_id"))

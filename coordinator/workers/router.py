@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/worker", tags=["worker"])
 
 WorkerIdPath = Annotated[WorkerId, Path(description="The worker's id")]
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse},
     403: {"model": ErrorResponse},
     404: {"model": ErrorResponse},

@@ -38,7 +38,8 @@ def set_aside(path: Path, reason: str) -> Path:
     Returns:
         Where the file now is, so callers can tell the person.
     """
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
     os.replace(path, target)
     log.warning("%s could not be read (%s); kept it as %s and started afresh", path, reason, target)
     return target

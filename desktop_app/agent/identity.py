@@ -1,5 +1,8 @@
-"""The worker's identity across restarts: its id in the state dir, its token in a
-credential store (the OS keyring, or a private file where there is none)."""
+"""The worker's identity across restarts.
+
+Its id lives in the state dir; its token in a credential store (the OS keyring, or a
+private file where there is none).
+"""
 
 from __future__ import annotations
 

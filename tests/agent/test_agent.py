@@ -188,7 +188,9 @@ def test_starts_afresh_when_its_id_belongs_to_another_machine(
         other.stop()
 
 
-def test_id_conflict_gives_a_new_identity(live_coordinator: LiveCoordinator, tmp_path: Path) -> None:
+def test_id_conflict_gives_a_new_identity(
+    live_coordinator: LiveCoordinator, tmp_path: Path
+) -> None:
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     first = AgentThread(make_agent(live_coordinator.url, first_dir)).start()
     worker_id = first.wait_for_phase("contributing").worker_id
