@@ -28,7 +28,7 @@ from shared import PROTOCOL_VERSION, ErrorResponse, HealthResponse
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-"""No protocol message comes near 1 MiB; larger bodies are refused before they are read."""
+"""No protocol message comes near 1 MiB; larger bodies are refused with a 413."""
 
 
 class BodyTooLarge(HTTPException):

@@ -3,9 +3,16 @@
 Liveness is not schedulability: this module only ever touches ``status``
 (online/offline), never whether a worker may take work.
 
-The coordinator's own downtime is not held against workers: a worker's silence is counted
-from its last heartbeat or from the coordinator's start, whichever is later. So after a
-restart (or a scale-to-zero wake-up) every worker has the full grace period to call again.
+The coordinator's own downtime is not held against workers: for going offline, a worker's
+silence is counted from its last heartbeat or from the coordinator's start, whichever is
+later. So after a restart (or a scale-to-zero wake-up) every worker has the full grace
+period to call again.
+
+Removal counts from the last heartbeat only, and only takes workers that are already
+offline: a coordinator that restarts every few days must still forget machines that left
+weeks ago. A worker that was online when the coordinator stopped is offline only after the
+grace period, so it is never removed before it had its chance to call; and a removed worker
+that comes back registers again under its old id.
 """
 
 from __future__ import annotations
@@ -74,16 +81,14 @@ class LivenessMonitor:
                         silent,
                     )
                     went_offline.append(row.id)
-            removal_cutoff = now - self._retention
-            if self._started_at < removal_cutoff:
-                rows = connection.execute(
-                    delete(_workers)
-                    .where(_workers.c.status == "offline")
-                    .where(_workers.c.last_heartbeat < removal_cutoff)
-                    .returning(_workers.c.id, _workers.c.name)
-                ).all()
-                for row in rows:
-                    log.info("Worker %s (%s) removed: offline past retention", row.id, row.name)
-                    removed.append(row.id)
+            rows = connection.execute(
+                delete(_workers)
+                .where(_workers.c.status == "offline")
+                .where(_workers.c.last_heartbeat < now - self._retention)
+                .returning(_workers.c.id, _workers.c.name)
+            ).all()
+            for row in rows:
+                log.info("Worker %s (%s) removed: offline past retention", row.id, row.name)
+                removed.append(row.id)
         self.last_sweep = now
         return SweepResult(went_offline=went_offline, removed=removed)

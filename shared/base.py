@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)]
-"""Free text from a peer (names, versions, models): bounded so a row cannot be bloated."""
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=256), AfterValidator(_no_nul)
+]
+"""Free text from a peer (names, versions, models): bounded so a row cannot be bloated, and
+without NUL characters, which PostgreSQL cannot store in text."""
 
 WorkerId = Annotated[
     str,

@@ -312,7 +312,7 @@ def test_seed_json_text_validates_or_raises_validation_error(data: dict[str, Any
         RegisterRequest.model_validate_json(text)
 
 
-short_text = st.text(max_size=256).filter(lambda s: s.strip() == s)
+short_text = st.text(max_size=256).filter(lambda s: s.strip() == s and "\x00" not in s)
 sizes = st.none() | st.integers(min_value=0, max_value=2**62)
 counts = st.none() | st.integers(min_value=0, max_value=1_000_000)
 
