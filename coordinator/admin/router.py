@@ -15,6 +15,10 @@ from coordinator.workers.router import WorkerIdPath
 from shared import PROTOCOL_VERSION, AdminHealth, ErrorResponse, Liveness, PoolStats, WorkerList
 from shared.admin import WorkerView
 
+MAX_OFFSET = 2**63 - 1
+"""The largest offset the databases take (a signed 64-bit integer, PostgreSQL's ``BIGINT``);
+a larger one would fail in the driver with a 500 instead of a 422."""
+
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin"],
@@ -29,7 +33,7 @@ def list_workers(
     status: Liveness | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> WorkerList:
     """Registered workers, optionally only ``online``/``offline`` ones or one tier."""
     return AdminService(runtime.engine).list_workers(

@@ -220,6 +220,7 @@ BAD_QUERIES = [
     "limit=" + "9" * 5000,
     "offset=-1",
     "offset=1e3",
+    f"offset={10**30}",
 ]
 
 
