@@ -1,4 +1,9 @@
-"""What a running coordinator holds, and the dependencies routes use to reach it."""
+"""What a running coordinator holds, and the dependencies routes use to reach it.
+
+The dependencies are ``async def`` although they do no I/O: FastAPI runs plain ``def``
+dependencies in its thread pool, a round trip per dependency per request that cost the
+heartbeat route more than all its own work (bench/heartbeats.py).
+"""
 
 from __future__ import annotations
 
@@ -31,17 +36,22 @@ class CoordinatorRuntime:
     liveness: LivenessMonitor
 
 
-def get_runtime(request: Request) -> CoordinatorRuntime:
+def get_runtime_of(request: Request) -> CoordinatorRuntime:
     """The runtime of the app serving this request."""
     runtime: CoordinatorRuntime = request.app.state.runtime
     return runtime
 
 
+async def get_runtime(request: Request) -> CoordinatorRuntime:
+    """The runtime, as a dependency."""
+    return get_runtime_of(request)
+
+
 RuntimeDep = Annotated[CoordinatorRuntime, Depends(get_runtime)]
 
 
-def worker_token(authorization: Annotated[str | None, Header()] = None) -> str:
-    """The worker's own token from ``Authorization: Bearer``; 401 without one."""
+def require_worker_token(authorization: str | None) -> str:
+    """The worker's own token from an ``Authorization: Bearer`` header; 401 without one."""
     token = bearer_token(authorization)
     if token is None:
         raise unauthorized(
@@ -52,10 +62,15 @@ def worker_token(authorization: Annotated[str | None, Header()] = None) -> str:
     return token
 
 
+async def worker_token(authorization: Annotated[str | None, Header()] = None) -> str:
+    """The worker's own token, as a dependency."""
+    return require_worker_token(authorization)
+
+
 WorkerTokenDep = Annotated[str, Depends(worker_token)]
 
 
-def optional_bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
+async def optional_bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
     """A bearer token if the request has one."""
     return bearer_token(authorization)
 
@@ -63,7 +78,7 @@ def optional_bearer(authorization: Annotated[str | None, Header()] = None) -> st
 OptionalBearerDep = Annotated[str | None, Depends(optional_bearer)]
 
 
-def require_admin(
+async def require_admin(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """Let the request through only with the admin token."""

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.routing import Route
 
 from coordinator.clock import to_datetime
 from coordinator.errors import ApiError, unauthorized
-from coordinator.runtime import OptionalBearerDep, RuntimeDep, WorkerTokenDep
+from coordinator.runtime import (
+    OptionalBearerDep,
+    RuntimeDep,
+    WorkerTokenDep,
+    get_runtime_of,
+    require_worker_token,
+)
 from coordinator.security import hash_token
 from coordinator.workers.heartbeats import HeartbeatAccepted, HeartbeatRecord, HeartbeatRefused
 from coordinator.workers.registry import next_heartbeat_in
@@ -45,11 +55,25 @@ def register(
     return runtime.registry.register(body, token)
 
 
-@router.post("/heartbeat", responses=_ERRORS)
-async def heartbeat(
-    body: HeartbeatRequest, runtime: RuntimeDep, token: WorkerTokenDep
-) -> HeartbeatResponse:
-    """Report that the worker is alive; the answer says what to run and when to call next."""
+async def heartbeat(request: Request) -> Response:
+    """Report that the worker is alive; the answer says what to run and when to call next.
+
+    The body is a ``HeartbeatRequest``, sent with ``Authorization: Bearer <worker_token>``;
+    the answer a ``HeartbeatResponse``.
+    """
+    # The hottest route: every worker, every interval. It is a plain Starlette route that
+    # reads and writes JSON with pydantic directly, because FastAPI's parameter solving and
+    # generic body and response handling cost more than the route's own work
+    # (bench/heartbeats.py). Errors go through the same handlers as every route, and
+    # HEARTBEAT_OPENAPI documents it with the same models.
+    runtime = get_runtime_of(request)
+    token = require_worker_token(request.headers.get("authorization"))
+    try:
+        body = HeartbeatRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from exc
     now = runtime.clock()
     outcome = await runtime.heartbeats.record(
         HeartbeatRecord(
@@ -63,7 +87,9 @@ async def heartbeat(
     )
     if isinstance(outcome, HeartbeatAccepted):
         interval = runtime.settings.heartbeat_interval
-        return HeartbeatResponse(
+        # Every value below is the coordinator's own; validating them again costs a
+        # measurable share of this route, so the model is constructed as it is.
+        answer = HeartbeatResponse.model_construct(
             worker_id=body.worker_id,
             tier=outcome.tier,
             assigned_containers=[],
@@ -73,6 +99,7 @@ async def heartbeat(
             protocol_version=PROTOCOL_VERSION,
             server_time=to_datetime(now),
         )
+        return Response(answer.model_dump_json(), media_type="application/json")
     if outcome is HeartbeatRefused.UNKNOWN_WORKER:
         raise ApiError(
             404,
@@ -92,3 +119,36 @@ def unregister(
 ) -> UnregisterResponse:
     """Leave the pool. A worker can only unregister itself."""
     return runtime.registry.unregister(worker_id, token)
+
+
+HEARTBEAT_PATH = "/api/worker/heartbeat"
+
+heartbeat_route = Route(HEARTBEAT_PATH, heartbeat, methods=["POST"], name="heartbeat")
+"""Added to the app beside :data:`router`."""
+
+
+def _json_body(schema_name: str, description: str) -> dict[str, Any]:
+    reference = {"$ref": f"#/components/schemas/{schema_name}"}
+    return {"description": description, "content": {"application/json": {"schema": reference}}}
+
+
+HEARTBEAT_OPENAPI: dict[str, Any] = {
+    "post": {
+        "tags": ["worker"],
+        "summary": "Heartbeat",
+        "description": inspect.cleandoc(heartbeat.__doc__ or ""),
+        "operationId": "heartbeat_api_worker_heartbeat_post",
+        "requestBody": {"required": True, **_json_body("HeartbeatRequest", "The heartbeat")},
+        "responses": {
+            "200": _json_body("HeartbeatResponse", "Recorded"),
+            "401": _json_body("ErrorResponse", "No token, or not this worker's token"),
+            "403": _json_body("ErrorResponse", "Another worker's token"),
+            "404": _json_body("ErrorResponse", "Unknown worker: register again"),
+            "422": _json_body("ErrorResponse", "Invalid body"),
+        },
+    }
+}
+"""The OpenAPI operation of :data:`heartbeat_route`, which FastAPI cannot see."""
+
+HEARTBEAT_MODELS: tuple[type[BaseModel], ...] = (HeartbeatRequest, HeartbeatResponse, ErrorResponse)
+"""The models :data:`HEARTBEAT_OPENAPI` refers to."""

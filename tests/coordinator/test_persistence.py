@@ -201,18 +201,18 @@ def test_batch_through_the_writer_thread(engine: Engine) -> None:
     """Concurrent heartbeats through the real queue and thread, answered one by one."""
     workers = {add_worker(engine, f"token-{n}"): f"token-{n}" for n in range(20)}
     writer = HeartbeatWriter(engine, max_batch=8)
-    writer.start()
 
     async def send_all() -> list[object]:
+        await writer.start()
         calls = [writer.record(record(wid, token)) for wid, token in workers.items()]
         calls.append(writer.record(record(new_worker_id(), "token-0")))
         calls.append(writer.record(record(next(iter(workers)), "token-1")))
-        return await asyncio.gather(*calls)
+        try:
+            return await asyncio.gather(*calls)
+        finally:
+            await writer.stop()
 
-    try:
-        outcomes = asyncio.run(send_all())
-    finally:
-        writer.stop()
+    outcomes = asyncio.run(send_all())
     assert outcomes[:20] == [HeartbeatAccepted(tier=2, schedulability="active")] * 20
     assert outcomes[20] is HeartbeatRefused.UNKNOWN_WORKER
     assert outcomes[21] is HeartbeatRefused.NOT_THIS_WORKER
@@ -223,7 +223,7 @@ def test_writer_refuses_when_not_running(engine: Engine) -> None:
     writer = HeartbeatWriter(engine)
     with pytest.raises(RuntimeError):
         asyncio.run(writer.record(record(new_worker_id(), "x")))
-    writer.stop()  # stopping a writer that never started is harmless
+    asyncio.run(writer.stop())  # stopping a writer that never started is harmless
 
 
 def test_migration_check_sees_drift(engine: Engine) -> None:

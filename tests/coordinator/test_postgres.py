@@ -270,20 +270,20 @@ def test_mixed_batch_through_the_writer_thread(engine: Engine) -> None:
     drained = add_worker(engine, "drained-token", drained=True)
     first = next(iter(tokens))
     writer = HeartbeatWriter(engine, max_batch=16)
-    writer.start()
 
     async def send_all() -> list[object]:
+        await writer.start()
         calls = [writer.record(record(wid, token)) for wid, token in tokens.items()]
         calls.append(writer.record(record(drained, "drained-token", paused=True)))
         calls.append(writer.record(record(new_worker_id(), "token-0")))
         calls.append(writer.record(record(first, "not-anyones-token")))
         calls.append(writer.record(record(first, "token-1")))
-        return await asyncio.gather(*calls)
+        try:
+            return await asyncio.gather(*calls)
+        finally:
+            await writer.stop()
 
-    try:
-        outcomes = asyncio.run(send_all())
-    finally:
-        writer.stop()
+    outcomes = asyncio.run(send_all())
     active = HeartbeatAccepted(tier=2, schedulability="active")
     assert outcomes[:CONCURRENT] == [active] * CONCURRENT
     assert outcomes[CONCURRENT:] == [
