@@ -28,6 +28,7 @@ from desktop_app.agent.coordinator_client import (
     CoordinatorRefused,
     CoordinatorUnreachable,
 )
+from desktop_app.agent.credentials import CredentialStoreError
 from desktop_app.agent.identity import IdentityStore, WorkerIdentity
 from shared import (
     PROTOCOL_VERSION,
@@ -185,7 +186,7 @@ class Agent:
         maximum = self._config.max_retry_delay
         backoff = Backoff(initial=min(1.0, maximum), maximum=maximum)
         try:
-            self._identity = self._identities.load(client.base_url)
+            self._identity = await asyncio.to_thread(self._load_identity, client.base_url)
             exit_code = await self._membership_loop(client, backoff)
             await self._leave(client)
             return exit_code
@@ -194,6 +195,13 @@ class Agent:
             if self._http is None:
                 await http.aclose()
             self._publish(replace(self._status, phase="stopped", message="Stopped."))
+
+    def _load_identity(self, coordinator_url: str) -> WorkerIdentity | None:
+        try:
+            return self._identities.load(coordinator_url)
+        except (CredentialStoreError, OSError) as exc:
+            log.warning("Could not read this computer's pool identity (%s); joining afresh", exc)
+            return None
 
     async def _membership_loop(self, client: CoordinatorClient, backoff: Backoff) -> int:
         assert self._stop_event is not None
@@ -245,7 +253,15 @@ class Agent:
         )
         response = await client.register(request, identity.token if identity else None)
         self._identity = WorkerIdentity(response.worker_id, response.worker_token, client.base_url)
-        await asyncio.to_thread(self._identities.save, self._identity)
+        try:
+            await asyncio.to_thread(self._identities.save, self._identity)
+        except (CredentialStoreError, OSError) as exc:
+            # Keep contributing with the identity in memory; only a restart loses it.
+            log.warning(
+                "Could not save this computer's pool identity (%s); it will join as a new "
+                "worker after a restart.",
+                exc,
+            )
         self._registered = True
         tier_name = TIER_NAMES.get(response.tier, f"tier {response.tier}")
         self._publish(
@@ -317,7 +333,10 @@ class Agent:
         if identity is not None:
             # Our id is someone else's, or our token is not accepted for it: start afresh.
             log.warning("The pool refused this worker's identity (%s); joining afresh", refusal)
-            self._identities.forget(identity.worker_id)
+            try:
+                self._identities.forget(identity.worker_id)
+            except (CredentialStoreError, OSError) as exc:
+                log.warning("Could not delete the refused identity: %s", exc)
             self._identity = None
             self._registered = False
             return 0.0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from desktop_app.agent.agent import EXIT_OK, EXIT_REFUSED, Agent, AgentConfig, AgentStatus
-from desktop_app.agent.credentials import FileCredentialStore
+from desktop_app.agent.credentials import CredentialStoreError, FileCredentialStore
 from desktop_app.agent.identity import IdentityStore
 from shared import DockerInfo, WorkerCapabilities
 from tests.fixtures.coordinator import LiveCoordinator, free_port, wait_until
@@ -254,3 +254,36 @@ def test_enrollment_token_is_sent(tmp_path: Path, state_dir: Path) -> None:
         admitted.stop()
     finally:
         coordinator.stop()
+
+
+class LockedKeyring:
+    """A credential store that refuses every operation, like a locked system keyring."""
+
+    description = "a locked keyring"
+
+    def get(self, key: str) -> str | None:
+        raise CredentialStoreError("Keyring locked", "Unlock the keyring.")
+
+    def set(self, key: str, secret: str) -> None:
+        raise CredentialStoreError("Keyring locked", "Unlock the keyring.")
+
+    def delete(self, key: str) -> None:
+        raise CredentialStoreError("Keyring locked", "Unlock the keyring.")
+
+
+def test_a_locked_keyring_does_not_stop_contribution(
+    live_coordinator: LiveCoordinator, state_dir: Path
+) -> None:
+    agent = Agent(
+        AgentConfig(coordinator_url=live_coordinator.url, name="locked", max_retry_delay=0.5),
+        identities=IdentityStore(state_dir, LockedKeyring()),
+        probe=StaticProbe(service_worker()),
+        load_sampler=lambda: 0.1,
+    )
+    runner = AgentThread(agent).start()
+    try:
+        status = runner.wait_for_phase("contributing")
+        wait_until(lambda: live_coordinator.workers()[0]["current_load"] == 0.1, 5, "heartbeats")
+        assert status.worker_id == live_coordinator.workers()[0]["worker_id"]
+    finally:
+        assert runner.stop() == EXIT_OK
