@@ -196,3 +196,20 @@ def client(start: StartCoordinator) -> Iterator[TestClient]:
     """A running coordinator with the default test settings."""
     with start() as test_client:
         yield test_client
+
+
+def populate_one_worker_per_tier(client: TestClient) -> tuple[list[Worker], dict[str, Any]]:
+    """Register a tier 1, 2 and 3 worker and change each: a load, a pause, a drain.
+
+    Returns:
+        The workers and each one's admin view, to compare after a restart.
+    """
+    workers = [
+        register(client, SEED_CAPABILITIES, name="gpu-box"),
+        register(client, TIER2_CAPABILITIES, name="cpu-box"),
+        register(client, TIER3_CAPABILITIES, name="nas"),
+    ]
+    heartbeat(client, workers[0], current_load=0.75, status="busy")
+    heartbeat(client, workers[1], paused=True)
+    client.post(f"/api/admin/workers/{workers[2].worker_id}/drain", headers=ADMIN)
+    return workers, {worker.worker_id: admin_view(client, worker.worker_id) for worker in workers}

@@ -24,29 +24,19 @@ from coordinator.workers.heartbeats import (
 
 from .conftest import (
     ADMIN,
-    SEED_CAPABILITIES,
-    TIER2_CAPABILITIES,
-    TIER3_CAPABILITIES,
     FakeClock,
     StartCoordinator,
     admin_view,
     heartbeat,
     new_worker_id,
+    populate_one_worker_per_tier,
     register,
 )
 
 
 def test_registry_survives_restart(start: StartCoordinator, clock: FakeClock) -> None:
     with start() as client:
-        workers = [
-            register(client, SEED_CAPABILITIES, name="gpu-box"),
-            register(client, TIER2_CAPABILITIES, name="cpu-box"),
-            register(client, TIER3_CAPABILITIES, name="nas"),
-        ]
-        heartbeat(client, workers[0], current_load=0.75, status="busy")
-        heartbeat(client, workers[1], paused=True)
-        client.post(f"/api/admin/workers/{workers[2].worker_id}/drain", headers=ADMIN)
-        before = {worker.worker_id: admin_view(client, worker.worker_id) for worker in workers}
+        workers, before = populate_one_worker_per_tier(client)
 
     clock.advance(60)
     with start() as client:

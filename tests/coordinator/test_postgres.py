@@ -38,6 +38,7 @@ from .conftest import (
     bearer,
     heartbeat,
     new_worker_id,
+    populate_one_worker_per_tier,
     register,
     running_coordinator,
     runtime_of,
@@ -177,15 +178,7 @@ def test_restart_on_the_same_database_keeps_workers_and_tokens(
     tmp_path: Path, clock: FakeClock, fresh_postgres_url: str
 ) -> None:
     with running_coordinator(tmp_path / "first", clock, database_url=fresh_postgres_url) as client:
-        workers = [
-            register(client, SEED_CAPABILITIES, name="gpu-box"),
-            register(client, TIER2_CAPABILITIES, name="cpu-box"),
-            register(client, TIER3_CAPABILITIES, name="nas"),
-        ]
-        heartbeat(client, workers[0], current_load=0.75, status="busy")
-        heartbeat(client, workers[1], paused=True)
-        client.post(f"/api/admin/workers/{workers[2].worker_id}/drain", headers=ADMIN)
-        before = {w.worker_id: admin_view(client, w.worker_id) for w in workers}
+        workers, before = populate_one_worker_per_tier(client)
 
     clock.advance(60)
     # Another data dir: the registry lives in PostgreSQL, not next to the coordinator.
