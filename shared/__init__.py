@@ -6,8 +6,11 @@ Depends on pydantic only. Import the models from here.
 from shared.admin import AdminHealth, PoolStats, TierCounts, WorkerList, WorkerView
 from shared.base import RequestModel, ResponseModel, WorkerId
 from shared.capabilities import DockerInfo, GpuInfo, WorkerCapabilities
+from shared.catalog import ServiceCatalog, ServiceSpec
 from shared.messages import (
     TIER_NAMES,
+    ContainerReport,
+    ContainerState,
     ErrorResponse,
     HealthResponse,
     HeartbeatRequest,
@@ -33,6 +36,8 @@ __all__ = [
     "TIER_NAMES",
     "AdminHealth",
     "AgentTooOldError",
+    "ContainerReport",
+    "ContainerState",
     "DockerInfo",
     "ErrorResponse",
     "GpuInfo",
@@ -47,6 +52,8 @@ __all__ = [
     "ResponseModel",
     "Schedulability",
     "ServiceAssignment",
+    "ServiceCatalog",
+    "ServiceSpec",
     "Tier",
     "TierCounts",
     "UnregisterResponse",

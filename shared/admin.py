@@ -7,7 +7,7 @@ from typing import Literal
 
 from shared.base import ResponseModel, WorkerId
 from shared.capabilities import WorkerCapabilities
-from shared.messages import Liveness, Schedulability, Tier
+from shared.messages import ContainerReport, Liveness, Schedulability, Tier
 
 
 class WorkerView(ResponseModel):
@@ -28,6 +28,8 @@ class WorkerView(ResponseModel):
     registered_at: datetime
     protocol_version: int
     agent_version: str | None
+    containers: list[ContainerReport] = []
+    """Each assigned service's container as the worker last reported it."""
 
 
 class WorkerList(ResponseModel):

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 
 from shared.base import RequestModel, ResponseModel, ShortText, WorkerId
-from shared.capabilities import WorkerCapabilities
+from shared.capabilities import DockerInfo, WorkerCapabilities
 
 Tier = Annotated[int, Field(ge=1, le=3)]
 """1 = GPU worker, 2 = service (CPU) worker, 3 = data worker."""
@@ -39,10 +39,42 @@ class ServiceAssignment(ResponseModel):
     """The port the service listens on inside its container."""
     env: dict[str, str] = {}
     """Environment variables for the container."""
+    command: list[str] | None = None
+    """Overrides the image's command."""
     gpu: bool = False
     """Whether the container needs GPU devices."""
+    health_path: str | None = None
+    """An HTTP path that answers 2xx when the service is healthy."""
+    volumes: list[str] = []
+    """Paths inside the container that get named volumes."""
+    cap_add: list[str] = []
+    """Linux capabilities to add back after dropping all."""
+    min_ram: int | None = None
+    """Memory the service needs, in bytes."""
+    min_disk: int | None = None
+    """Free disk needed before pulling, in bytes."""
     reason: str = ""
     """Why this runs on this machine, in words a volunteer understands."""
+
+
+ContainerState = Literal["pulling", "starting", "running", "unhealthy", "exited", "error"]
+"""Where one assigned container stands on its worker."""
+
+
+class ContainerReport(RequestModel):
+    """How one assigned container is doing, as its worker sees it."""
+
+    service: ShortText
+    image: Annotated[str, Field(max_length=512)]
+    state: ContainerState
+    progress: Annotated[float, Field(ge=0, le=1)] | None = None
+    """While pulling: the fraction downloaded, when the registry says the sizes."""
+    bytes_done: Annotated[int, Field(ge=0)] | None = None
+    bytes_total: Annotated[int, Field(ge=0)] | None = None
+    message: Annotated[str, Field(max_length=1000)] | None = None
+    """The last error or what is happening, in plain words."""
+    restarts: Annotated[int, Field(ge=0)] = 0
+    """How often the agent restarted it after it died."""
 
 
 class RegisterRequest(RequestModel):
@@ -101,6 +133,10 @@ class HeartbeatRequest(RequestModel):
     """The seed agents' free-text status, kept for display."""
     paused: bool = False
     """True while the volunteer has paused contribution: no new work should be routed."""
+    containers: Annotated[list[ContainerReport], Field(max_length=64)] | None = None
+    """The state of each assigned container; absent from agents that run none (the seed's)."""
+    docker: DockerInfo | None = None
+    """Docker's status now, when the agent reports it (it can stop and start at any time)."""
 
     @field_validator("current_load")
     @classmethod
