@@ -14,6 +14,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.docker_engine",
     "tests.fixtures.coordinator",
+    "tests.fixtures.container_images",
     "tests.fixtures.postgres",
 ]
 

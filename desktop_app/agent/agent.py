@@ -22,6 +22,7 @@ import httpx
 
 from desktop_app import __version__
 from desktop_app.agent.backoff import Backoff
+from desktop_app.agent.containers import ContainerRuntime
 from desktop_app.agent.coordinator_client import (
     DEFAULT_TIMEOUT,
     CoordinatorClient,
@@ -33,9 +34,11 @@ from desktop_app.agent.identity import IdentityStore, WorkerIdentity
 from shared import (
     PROTOCOL_VERSION,
     TIER_NAMES,
+    ContainerReport,
     HeartbeatRequest,
     RegisterRequest,
     Schedulability,
+    ServiceAssignment,
     WorkerCapabilities,
 )
 
@@ -77,6 +80,8 @@ class AgentConfig:
     """The longest wait between attempts to reach an unreachable coordinator."""
     unregister_timeout: float = 5.0
     """How long leaving the pool may take on stop before the agent gives up and exits."""
+    reconcile_interval: float = 2.0
+    """Seconds between checks of the containers when nothing prompts one sooner."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class AgentStatus:
     tier: int | None = None
     schedulability: Schedulability | None = None
     capabilities: WorkerCapabilities | None = None
+    containers: tuple[ContainerReport, ...] = ()
+    """The pool's containers on this machine and how each is doing."""
 
 
 class Agent:
@@ -101,9 +108,14 @@ class Agent:
         identities: IdentityStore,
         probe: Callable[[], ProbeReport],
         load_sampler: Callable[[], float],
+        containers: ContainerRuntime | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self._config = config
+        self._containers = containers
+        self._assignments: list[ServiceAssignment] = []
+        self._reports: list[ContainerReport] = []
+        self._containers_changed: asyncio.Event | None = None
         self._identities = identities
         self._probe = probe
         self._load_sampler = load_sampler
@@ -159,11 +171,13 @@ class Agent:
         """Ask the agent to leave the pool and return from :meth:`run`. Safe from any thread."""
         self._stop_requested = True
         self._notify(self._stop_event)
+        self._notify(self._containers_changed)
 
     def set_paused(self, paused: bool) -> None:
         """Tell the pool the volunteer paused (or resumed); sent with the next heartbeat now."""
         self._paused = paused
         self._notify(self._wake_event)
+        self._notify(self._containers_changed)
 
     def _notify(self, event: asyncio.Event | None) -> None:
         loop = self._loop
@@ -185,12 +199,26 @@ class Agent:
         client = CoordinatorClient(self._config.coordinator_url, http)
         maximum = self._config.max_retry_delay
         backoff = Backoff(initial=min(1.0, maximum), maximum=maximum)
+        self._containers_changed = asyncio.Event()
+        runtime = self._containers
+        containers_task = (
+            asyncio.create_task(self._containers_loop(runtime), name="containers")
+            if runtime is not None
+            else None
+        )
         try:
             self._identity = await asyncio.to_thread(self._load_identity, client.base_url)
             exit_code = await self._membership_loop(client, backoff)
             await self._leave(client)
             return exit_code
         finally:
+            if runtime is not None and containers_task is not None:
+                containers_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await containers_task
+                # Never leave a container running after the volunteer quit.
+                await asyncio.to_thread(runtime.stop_all)
+                log.info("Stopped the pool's containers on this computer.")
             self._loop = None
             if self._http is None:
                 await http.aclose()
@@ -263,6 +291,7 @@ class Agent:
                 exc,
             )
         self._registered = True
+        self._apply_assignments(response.assigned_containers)
         tier_name = TIER_NAMES.get(response.tier, f"tier {response.tier}")
         self._publish(
             AgentStatus(
@@ -306,9 +335,12 @@ class Agent:
                 worker_id=identity.worker_id,
                 current_load=max(0.0, load),
                 paused=self._paused,
+                containers=list(self._reports) if self._containers is not None else None,
+                docker=self._containers.docker if self._containers is not None else None,
             ),
             identity.token,
         )
+        self._apply_assignments(response.assigned_containers)
         self._publish(
             replace(
                 self._status,
@@ -321,6 +353,50 @@ class Agent:
             )
         )
         return response.next_heartbeat_in
+
+    def _apply_assignments(self, assignments: list[ServiceAssignment]) -> None:
+        """Take the coordinator's current assignments; wake the container loop on a change."""
+        if assignments != self._assignments:
+            self._assignments = list(assignments)
+            self._notify(self._containers_changed)
+
+    def _desired_containers(self) -> list[ServiceAssignment]:
+        # A volunteer's pause stops everything at once; the coordinator hears it with the
+        # next heartbeat (sent immediately) and routes no new work here.
+        return [] if self._paused or self._stop_requested else list(self._assignments)
+
+    async def _containers_loop(self, runtime: ContainerRuntime) -> None:
+        """Keep the containers matching the assignments, until cancelled."""
+        assert self._containers_changed is not None
+        changed = self._containers_changed
+        reports = await asyncio.to_thread(runtime.adopt_or_clean, self._desired_containers())
+        self._take_reports(reports)
+        while True:
+            changed.clear()
+            reports = await asyncio.to_thread(runtime.reconcile, self._desired_containers())
+            self._take_reports(reports)
+            # Wake for the next pass after the interval, when the assignments change, or
+            # when a download finishes (wait_for_work), whichever comes first.
+            work = asyncio.ensure_future(
+                asyncio.to_thread(runtime.wait_for_work, self._config.reconcile_interval)
+            )
+            wake = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait({work, wake}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wake.cancel()
+
+    def _take_reports(self, reports: list[ContainerReport]) -> None:
+        before = {report.service: report for report in self._reports}
+        for report in reports:
+            old = before.get(report.service)
+            if old is None or (old.state, old.message) != (report.state, report.message):
+                log.info("Service %s: %s", report.service, describe_container(report))
+        for service in before.keys() - {report.service for report in reports}:
+            log.info("Service %s: removed from this computer.", service)
+        self._reports = reports
+        if tuple(reports) != self._status.containers:
+            self._publish(replace(self._status, containers=tuple(reports)))
 
     def _recover_identity(self, refusal: CoordinatorRefused) -> float:
         """Decide what a refusal means for who we are; return the delay before trying again."""
@@ -369,3 +445,21 @@ class Agent:
         except (CoordinatorUnreachable, CoordinatorRefused, TimeoutError) as exc:
             log.warning("Could not tell the pool that this worker is leaving: %s", exc)
         self._registered = False
+
+
+_STATE_WORDS = {
+    "pulling": "downloading",
+    "starting": "starting",
+    "running": "running",
+    "unhealthy": "running but not answering its health check",
+    "exited": "stopped",
+    "error": "cannot run",
+}
+
+
+def describe_container(report: ContainerReport) -> str:
+    """One line for people: ``"downloading (45%)"``, ``"cannot run: not enough disk"``."""
+    words = _STATE_WORDS.get(report.state, report.state)
+    if report.state == "pulling" and report.progress is not None:
+        words += f" ({report.progress:.0%})"
+    return f"{words}: {report.message}" if report.message else words + "."

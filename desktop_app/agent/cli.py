@@ -16,10 +16,17 @@ import psutil
 
 from desktop_app import __version__
 from desktop_app.agent.agent import Agent, AgentConfig
+from desktop_app.agent.containers import (
+    ContainerRuntime,
+    DockerGateway,
+    ResourceLimits,
+    RuntimeConfig,
+)
 from desktop_app.agent.credentials import default_credential_store
 from desktop_app.agent.hardware import CapabilityProbe
-from desktop_app.agent.identity import IdentityStore
+from desktop_app.agent.identity import IdentityStore, load_or_create_installation_id
 from desktop_app.agent.paths import AppPaths
+from shared.units import parse_bytes
 
 log = logging.getLogger("rma-worker")
 
@@ -68,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="where the worker token is kept: the OS keyring, or a private file (auto)",
     )
+    parser.add_argument(
+        "--cpus",
+        type=float,
+        default=None,
+        help="most CPU cores the pool's containers may use together, e.g. 2 or 1.5 (no limit)",
+    )
+    parser.add_argument(
+        "--memory",
+        default=None,
+        help="most memory each of the pool's containers may use, e.g. 4GiB (no limit)",
+    )
+    parser.add_argument(
+        "--no-gpu", action="store_true", help="never give the pool's containers the GPU"
+    )
     parser.add_argument("--log-level", default=os.environ.get("RMA_LOG_LEVEL", "INFO"))
     parser.add_argument("--version", action="version", version=f"rma-worker {__version__}")
     return parser
@@ -98,7 +119,15 @@ def cpu_load() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until SIGTERM or Ctrl-C; then leave the pool and exit 0."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    memory = parse_bytes(args.memory) if args.memory is not None else None
+    if args.memory is not None and memory is None:
+        parser.error(f"--memory {args.memory!r} is not a size; write e.g. 4GiB")
+    if args.cpus is not None and args.cpus <= 0:
+        parser.error("--cpus must be more than 0")
+    if args.max_retry_delay <= 0:
+        parser.error("--max-retry-delay must be more than 0")
     paths = AppPaths.under(args.state_dir) if args.state_dir else AppPaths.for_user()
     probe = CapabilityProbe()
     if args.test_capabilities:
@@ -123,6 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         identities=IdentityStore(paths.state_dir, credentials),
         probe=lambda: probe.probe(paths.state_dir),
         load_sampler=cpu_load,
+        containers=ContainerRuntime(
+            DockerGateway(),
+            RuntimeConfig(
+                worker=load_or_create_installation_id(paths.state_dir),
+                limits=ResourceLimits(
+                    cpus=args.cpus, memory_bytes=memory, gpu_allowed=not args.no_gpu
+                ),
+            ),
+        ),
     )
     return asyncio.run(_run_until_signalled(agent))
 

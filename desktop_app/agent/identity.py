@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +80,26 @@ class IdentityStore:
         if worker_id is not None:
             self._credentials.delete(worker_id)
         self._path.unlink(missing_ok=True)
+
+
+INSTALLATION_ID_FILE = "installation-id"
+
+
+def load_or_create_installation_id(state_dir: Path) -> str:
+    """A stable id for this installation, which labels the containers it manages.
+
+    Unlike the worker id, it survives joining a pool afresh, so the agent always finds (and
+    never loses track of) the containers it started.
+    """
+    path = state_dir / INSTALLATION_ID_FILE
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        if text:
+            return str(uuid.UUID(text))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        set_aside(path, f"{type(exc).__name__}: {exc}")
+    installation_id = str(uuid.uuid4())
+    atomic_write_text(path, installation_id + "\n")
+    return installation_id

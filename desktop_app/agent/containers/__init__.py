@@ -1,0 +1,41 @@
+"""Run the pool's service containers through Docker, safely, and report how each one does.
+
+:class:`ContainerRuntime` is the entry point; :class:`DockerGateway` is its adapter to the
+Docker engine; ``security.py`` holds the locked-down create options.
+"""
+
+from .errors import (
+    ContainerRuntimeError,
+    DockerOperationFailed,
+    DockerUnavailable,
+    GpuNotAvailable,
+    ImageNotFound,
+    NotEnoughDisk,
+    PullCancelled,
+    PullFailed,
+)
+from .gateway import ContainerInfo, DockerGateway
+from .progress import PullProgress, PullProgressTracker
+from .runtime import ContainerRuntime, ReportsListener, RuntimeConfig
+from .security import ContainerSpec, ResourceLimits, container_spec
+
+__all__ = [
+    "ContainerInfo",
+    "ContainerRuntime",
+    "ContainerRuntimeError",
+    "ContainerSpec",
+    "DockerGateway",
+    "DockerOperationFailed",
+    "DockerUnavailable",
+    "GpuNotAvailable",
+    "ImageNotFound",
+    "NotEnoughDisk",
+    "PullCancelled",
+    "PullFailed",
+    "PullProgress",
+    "PullProgressTracker",
+    "ReportsListener",
+    "ResourceLimits",
+    "RuntimeConfig",
+    "container_spec",
+]
