@@ -377,9 +377,8 @@ class Agent:
             self._take_reports(reports)
             # Wake for the next pass after the interval, when the assignments change, or
             # when a download finishes (wait_for_work), whichever comes first.
-            work = asyncio.ensure_future(
-                asyncio.to_thread(runtime.wait_for_work, self._config.reconcile_interval)
-            )
+            delay = next_reconcile_delay(reports, self._config.reconcile_interval)
+            work = asyncio.ensure_future(asyncio.to_thread(runtime.wait_for_work, delay))
             wake = asyncio.ensure_future(changed.wait())
             try:
                 await asyncio.wait({work, wake}, return_when=asyncio.FIRST_COMPLETED)
@@ -445,6 +444,22 @@ class Agent:
         except (CoordinatorUnreachable, CoordinatorRefused, TimeoutError) as exc:
             log.warning("Could not tell the pool that this worker is leaving: %s", exc)
         self._registered = False
+
+
+TRANSITION_RECHECK = 0.25
+"""Seconds between container checks while one is starting: it runs as soon as it answers."""
+
+
+def next_reconcile_delay(reports: list[ContainerReport], idle_interval: float) -> float:
+    """How long to wait before the next container check.
+
+    Short while a container is starting (so the volunteer and the pool see it running as
+    soon as its health check answers), the normal interval once everything has settled.
+    Downloads wake the loop by themselves.
+    """
+    if any(report.state == "starting" for report in reports):
+        return min(TRANSITION_RECHECK, idle_interval)
+    return idle_interval
 
 
 _STATE_WORDS = {
