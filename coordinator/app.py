@@ -15,10 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator import __version__
 from coordinator.admin.router import router as admin_router
+from coordinator.catalog import load_catalog
 from coordinator.clock import Clock, system_clock
 from coordinator.db import make_engine, migrate
 from coordinator.errors import ApiError, install_error_handlers
 from coordinator.liveness import LivenessMonitor
+from coordinator.placement.service import PlacementService
 from coordinator.runtime import CoordinatorRuntime
 from coordinator.security import hash_token, load_or_create_admin_token
 from coordinator.settings import CoordinatorSettings
@@ -31,7 +33,7 @@ from coordinator.workers.router import (
     heartbeat_route,
 )
 from coordinator.workers.router import router as worker_router
-from shared import PROTOCOL_VERSION, ErrorResponse, HealthResponse, ResponseModel
+from shared import PROTOCOL_VERSION, ErrorResponse, HealthResponse, ResponseModel, ServiceCatalog
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,16 @@ def sweep_period(settings: CoordinatorSettings) -> float:
     return max(0.1, min(settings.heartbeat_interval / 3, 10.0))
 
 
-def _start_runtime(settings: CoordinatorSettings, clock: Clock) -> CoordinatorRuntime:
+def _start_runtime(
+    settings: CoordinatorSettings, clock: Clock, catalog: ServiceCatalog | None
+) -> CoordinatorRuntime:
+    if catalog is None:
+        catalog = load_catalog(settings.catalog)
+    log.info(
+        "Service catalogue: %d services from %s",
+        len(catalog.services),
+        settings.catalog or "the built-in default",
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
@@ -115,14 +126,16 @@ def _start_runtime(settings: CoordinatorSettings, clock: Clock) -> CoordinatorRu
     )
     started_at = clock()
     heartbeats = HeartbeatWriter(engine)
+    placement = PlacementService(engine, catalog, clock, grace=settings.placement_grace)
     return CoordinatorRuntime(
         settings=settings,
         engine=engine,
         clock=clock,
         started_at=started_at,
         admin_token_hash=hash_token(admin_token),
-        registry=WorkerRegistry(engine, settings, clock),
+        registry=WorkerRegistry(engine, settings, clock, placement),
         heartbeats=heartbeats,
+        placement=placement,
         liveness=LivenessMonitor(
             engine,
             offline_after=settings.offline_after,
@@ -134,6 +147,7 @@ def _start_runtime(settings: CoordinatorSettings, clock: Clock) -> CoordinatorRu
 
 
 async def _sweep_forever(runtime: CoordinatorRuntime) -> None:
+    """Every period: mark silent workers offline, then place services to match."""
     period = sweep_period(runtime.settings)
     while True:
         await asyncio.sleep(period)
@@ -141,6 +155,7 @@ async def _sweep_forever(runtime: CoordinatorRuntime) -> None:
             await asyncio.to_thread(runtime.liveness.sweep)
         except Exception:  # a failed sweep is retried next period; never kill the loop
             log.exception("Liveness sweep failed")
+        await asyncio.to_thread(runtime.placement.run_after, "the liveness sweep")
 
 
 def _document_heartbeat_route(app: FastAPI) -> None:
@@ -165,13 +180,28 @@ def _document_heartbeat_route(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: CoordinatorSettings, *, clock: Clock = system_clock) -> FastAPI:
-    """Build the coordinator app. Nothing is opened until the app starts (lifespan)."""
+def create_app(
+    settings: CoordinatorSettings,
+    *,
+    clock: Clock = system_clock,
+    catalog: ServiceCatalog | None = None,
+) -> FastAPI:
+    """Build the coordinator app. Nothing is opened until the app starts (lifespan).
+
+    Args:
+        settings: The coordinator's settings.
+        clock: Where the time comes from (tests move it by hand).
+        catalog: The services to place; by default loaded at start-up from
+            ``settings.catalog`` (or the built-in catalogue). ``rma-coordinator`` loads it
+            before it serves, so a bad file stops it with a plain message.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await asyncio.to_thread(_start_runtime, settings, clock)
+        runtime = await asyncio.to_thread(_start_runtime, settings, clock, catalog)
         app.state.runtime = runtime
+        # The catalogue may have changed since the last run: services it dropped go at once.
+        await asyncio.to_thread(runtime.placement.run_after, "start-up")
         await runtime.heartbeats.start()
         sweeper = asyncio.create_task(_sweep_forever(runtime), name="liveness-sweep")
         # What exists now (modules, the app, the engine) lives as long as the process: move

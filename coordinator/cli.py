@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from coordinator import __version__
 from coordinator.app import create_app
+from coordinator.catalog import CatalogError, load_catalog
 from coordinator.settings import CoordinatorSettings
 
 log = logging.getLogger("coordinator")
@@ -36,6 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds between worker heartbeats (RMA_HEARTBEAT_INTERVAL, default 30)",
     )
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        help="the service catalogue, a .json or .toml file (RMA_CATALOG, default: the "
+        "built-in catalogue)",
+    )
+    parser.add_argument(
+        "--placement-grace",
+        type=float,
+        help="seconds a worker that went offline, paused or drained keeps its services "
+        "before they move (RMA_PLACEMENT_GRACE, default 300)",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING (RMA_LOG_LEVEL, default INFO)")
     parser.add_argument("--version", action="version", version=f"rma-coordinator {__version__}")
     return parser
@@ -49,6 +62,8 @@ def load_settings(argv: list[str] | None = None) -> CoordinatorSettings:
         "port": args.port,
         "data_dir": args.data_dir,
         "heartbeat_interval": args.heartbeat_interval,
+        "catalog": args.catalog,
+        "placement_grace": args.placement_grace,
         "log_level": args.log_level,
     }
     return CoordinatorSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -63,13 +78,18 @@ def main(argv: list[str] | None = None) -> int:
             field = ".".join(str(part) for part in error["loc"])
             print(f"rma-coordinator: setting {field} {error['msg']}", file=sys.stderr)
         return 2
+    try:
+        catalog = load_catalog(settings.catalog)
+    except CatalogError as exc:
+        print(f"rma-coordinator: {exc.describe()}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("Data dir: %s", settings.data_dir)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, catalog=catalog),
         host=settings.host,
         port=settings.port,
         log_config=None,

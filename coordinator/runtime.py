@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from coordinator.clock import Clock
 from coordinator.errors import unauthorized
 from coordinator.liveness import LivenessMonitor
+from coordinator.placement.service import PlacementService
 from coordinator.security import bearer_token, tokens_match
 from coordinator.settings import CoordinatorSettings
 from coordinator.workers.heartbeats import HeartbeatWriter
@@ -34,6 +35,7 @@ class CoordinatorRuntime:
     registry: WorkerRegistry
     heartbeats: HeartbeatWriter
     liveness: LivenessMonitor
+    placement: PlacementService
 
 
 def get_runtime_of(request: Request) -> CoordinatorRuntime:

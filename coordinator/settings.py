@@ -64,6 +64,11 @@ class CoordinatorSettings(BaseSettings):
     retention_days: float = Field(default=14.0, gt=0)
     """An offline worker is removed from the registry after this many days."""
     tiers: TierRules = TierRules()
+    catalog: Path | None = None
+    """The service catalogue, a ``.json`` or ``.toml`` file; the built-in one when unset."""
+    placement_grace: float = Field(default=300.0, ge=0, le=30 * 86400)
+    """Seconds a worker that went offline, was paused or drained keeps its services before
+    they are placed elsewhere (home PCs reboot; don't move everything for that)."""
     log_level: str = "INFO"
 
     @field_validator("admin_token", "enrollment_token")

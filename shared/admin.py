@@ -30,6 +30,9 @@ class WorkerView(ResponseModel):
     agent_version: str | None
     containers: list[ContainerReport] = []
     """Each assigned service's container as the worker last reported it."""
+    assigned_services: list[str] = []
+    """The services the coordinator placed on this worker (what it should run; compare with
+    :attr:`containers`, what it reports running)."""
 
 
 class WorkerList(ResponseModel):

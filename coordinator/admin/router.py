@@ -36,7 +36,7 @@ def list_workers(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> WorkerList:
     """Registered workers, optionally only ``online``/``offline`` ones or one tier."""
-    return AdminService(runtime.engine).list_workers(
+    return AdminService(runtime.engine, runtime.placement).list_workers(
         status=status, tier=tier, limit=limit, offset=offset
     )
 
@@ -44,25 +44,25 @@ def list_workers(
 @router.get("/workers/{worker_id}")
 def get_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     """One worker."""
-    return AdminService(runtime.engine).get_worker(worker_id)
+    return AdminService(runtime.engine, runtime.placement).get_worker(worker_id)
 
 
 @router.post("/workers/{worker_id}/drain")
 def drain_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     """Give this worker no new work until it is undrained (its owner cannot override it)."""
-    return AdminService(runtime.engine).set_drained(worker_id, drained=True)
+    return AdminService(runtime.engine, runtime.placement).set_drained(worker_id, drained=True)
 
 
 @router.post("/workers/{worker_id}/undrain")
 def undrain_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     """Let a drained worker take work again."""
-    return AdminService(runtime.engine).set_drained(worker_id, drained=False)
+    return AdminService(runtime.engine, runtime.placement).set_drained(worker_id, drained=False)
 
 
 @router.get("/stats")
 def stats(runtime: RuntimeDep) -> PoolStats:
     """Counts of workers: total, online, active, by tier."""
-    return AdminService(runtime.engine).stats()
+    return AdminService(runtime.engine, runtime.placement).stats()
 
 
 @router.get("/health")
@@ -72,7 +72,7 @@ def admin_health(runtime: RuntimeDep) -> AdminHealth:
         with runtime.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         database = "ok"
-        online = AdminService(runtime.engine).count_online()
+        online = AdminService(runtime.engine, runtime.placement).count_online()
     except Exception as exc:  # report, don't fail: this endpoint exists to say what is wrong
         database = f"unreachable: {type(exc).__name__}: {exc}"
         online = 0

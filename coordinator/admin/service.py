@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from coordinator.db.schema import WorkerRow
 from coordinator.errors import ApiError
+from coordinator.placement.service import PlacementService
+from coordinator.placement.store import services_by_worker
 from coordinator.workers.views import worker_view
 from shared import Liveness, PoolStats, TierCounts, WorkerList, WorkerView
+
+log = logging.getLogger(__name__)
 
 
 class AdminService:
     """Queries and admin actions over the worker registry."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, placement: PlacementService) -> None:
         self._engine = engine
+        self._placement = placement
 
     def list_workers(
         self, *, status: Liveness | None, tier: int | None, limit: int, offset: int
@@ -33,19 +40,37 @@ class AdminService:
                 .limit(limit)
                 .offset(offset)
             ).all()
-            return WorkerList(workers=[worker_view(row) for row in rows], total=total)
+            services = services_by_worker(session.connection(), [row.id for row in rows])
+            return WorkerList(
+                workers=[worker_view(row, services[row.id]) for row in rows], total=total
+            )
 
     def get_worker(self, worker_id: str) -> WorkerView:
         """One worker, or 404."""
         with Session(self._engine) as session:
-            return worker_view(self._row(session, worker_id))
+            row = self._row(session, worker_id)
+            return worker_view(row, services_by_worker(session.connection(), [row.id])[row.id])
 
     def set_drained(self, worker_id: str, *, drained: bool) -> WorkerView:
-        """Stop (or resume) giving a worker new work, whatever its owner says."""
+        """Stop (or resume) giving a worker new work, whatever its owner says.
+
+        Placement follows at once: a drained worker's services are held for the grace
+        period and then move; an undrained one can take services again.
+        """
         with Session(self._engine) as session, session.begin():
             row = self._row(session, worker_id)
+            changed = row.drained != drained
             row.drained = drained
-            return worker_view(row)
+            name = row.name
+        if changed:
+            log.info(
+                "Worker %s (%s) %s by an admin",
+                worker_id,
+                name,
+                "drained" if drained else "undrained",
+            )
+        self._placement.run_after("a drain" if drained else "an undrain")
+        return self.get_worker(worker_id)
 
     def stats(self) -> PoolStats:
         """Counts of workers by liveness, schedulability and tier."""

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -42,9 +52,34 @@ class WorkerRow(Base):
     reported_status: Mapped[str | None] = mapped_column(String(256))
     registered_at: Mapped[float] = mapped_column(Float)
     last_heartbeat: Mapped[float] = mapped_column(Float)
+    containers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    """The container reports (``shared.ContainerReport``) of the worker's last heartbeat that
+    had them; None until one does, and again after it registers anew."""
+    docker: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    """The Docker status (``shared.DockerInfo``) of its last heartbeat that had one; None
+    means the one in ``capabilities`` (from registration) is the latest."""
 
     __table_args__ = (Index("ix_workers_status_last_heartbeat", "status", "last_heartbeat"),)
 
 
+class AssignmentRow(Base):
+    """One service placed on one worker (see ``coordinator.placement``)."""
+
+    __tablename__ = "assignments"
+
+    worker_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True
+    )
+    service: Mapped[str] = mapped_column(String(64), primary_key=True)
+    assigned_at: Mapped[float] = mapped_column(Float)
+    unplaceable_since: Mapped[float | None] = mapped_column(Float)
+    """Since when the worker has been unable to run it; it moves after the grace period."""
+
+    __table_args__ = (Index("ix_assignments_service", "service"),)
+
+
 WORKERS = cast(Table, WorkerRow.__table__)
 """The workers table, for Core statements on hot paths (heartbeats, sweeps)."""
+
+ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
+"""The assignments table, for Core statements (heartbeats, placement)."""

@@ -16,6 +16,18 @@ Where the batch is written depends on the database:
   (bench/heartbeats.py): more than the write.
 - Network databases (PostgreSQL) are written from one dedicated thread, so a slow round
   trip never stalls the event loop.
+
+The answer to a heartbeat carries the worker's assigned services. They are read from the
+database with the batch's first query (the workers, outer-joined with their assignments),
+in the same transaction, so a batch costs no extra round trip and every coordinator replica
+sharing a PostgreSQL registry answers from the same truth the moment a placement run
+commits. An in-memory map the planner fills would save that join, but would answer from a
+replica's own last run, which with several replicas lags the others' runs.
+
+A heartbeat's container reports and Docker status are written with the rest of it; a
+heartbeat without them (the seed agents') leaves the stored ones as they are. They arrive
+already serialised by pydantic and are bound as JSON text, skipping the dict round trip and
+``json.dumps`` that a JSON-typed parameter costs per row.
 """
 
 from __future__ import annotations
@@ -27,10 +39,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import JSON, Connection, Engine, Text, Update, bindparam, cast, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
-from coordinator.db.schema import WORKERS
+from coordinator.db.schema import ASSIGNMENTS, WORKERS
 from coordinator.workers.views import schedulability
 from shared import Schedulability
 
@@ -49,6 +63,11 @@ class HeartbeatRecord:
     reported_status: str | None
     paused: bool
     received_at: float
+    containers_json: str | None = None
+    """The container reports (a list of ``shared.ContainerReport``) as JSON text; None when
+    the heartbeat had none."""
+    docker_json: str | None = None
+    """The Docker status (``shared.DockerInfo``) as JSON text; None when it had none."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,8 @@ class HeartbeatAccepted:
 
     tier: int
     schedulability: Schedulability
+    services: tuple[str, ...] = ()
+    """The names of the services assigned to the worker."""
 
 
 class HeartbeatRefused(Enum):
@@ -75,17 +96,58 @@ HeartbeatOutcome = HeartbeatAccepted | HeartbeatRefused
 _Pending = tuple[HeartbeatRecord, "asyncio.Future[HeartbeatOutcome]"]
 
 _workers = WORKERS
-_record_heartbeat = (
-    update(_workers)
-    .where(_workers.c.id == bindparam("b_id"))
-    .values(
-        last_heartbeat=bindparam("b_received_at"),
-        current_load=bindparam("b_load"),
-        reported_status=bindparam("b_reported_status"),
-        owner_paused=bindparam("b_paused"),
-        status="online",
-    )
-)
+_assignments = ASSIGNMENTS
+
+
+def _json_text(name: str, dialect: str) -> ColumnElement[Any]:
+    """A parameter of JSON text for a JSON column.
+
+    PostgreSQL needs the text cast to its ``json`` type; SQLite stores JSON as text, and
+    there ``CAST(... AS JSON)`` would mean numeric affinity, so it gets the text as it is.
+    """
+    parameter = bindparam(name, type_=Text())
+    return cast(parameter, JSON) if dialect == "postgresql" else parameter
+
+
+def _record_statement(*, containers: bool, docker: bool, dialect: str) -> Update:
+    """The UPDATE for heartbeats with (or without) container reports and Docker status."""
+    values: dict[str, Any] = {
+        "last_heartbeat": bindparam("b_received_at"),
+        "current_load": bindparam("b_load"),
+        "reported_status": bindparam("b_reported_status"),
+        "owner_paused": bindparam("b_paused"),
+        "status": "online",
+    }
+    if containers:
+        values["containers"] = _json_text("b_containers", dialect)
+    if docker:
+        values["docker"] = _json_text("b_docker", dialect)
+    return update(_workers).where(_workers.c.id == bindparam("b_id")).values(**values)
+
+
+def _record_statements(dialect: str) -> dict[tuple[bool, bool], Update]:
+    """One UPDATE per combination of the optional fields.
+
+    Each batch is then one executemany per combination present (almost always one).
+    """
+    return {
+        (containers, docker): _record_statement(
+            containers=containers, docker=docker, dialect=dialect
+        )
+        for containers in (False, True)
+        for docker in (False, True)
+    }
+
+
+_read_batch = select(
+    _workers.c.id,
+    _workers.c.token_hash,
+    _workers.c.status,
+    _workers.c.tier,
+    _workers.c.drained,
+    _workers.c.name,
+    _assignments.c.service,
+).select_from(_workers.outerjoin(_assignments, _assignments.c.worker_id == _workers.c.id))
 
 
 class HeartbeatWriter:
@@ -105,6 +167,7 @@ class HeartbeatWriter:
         self._engine = engine
         self._max_batch = max_batch
         self._inline = engine.dialect.name == "sqlite" if inline is None else inline
+        self._record_heartbeat = _record_statements(engine.dialect.name)
         self._pending: list[_Pending] = []
         self._wakeup: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -177,18 +240,16 @@ class HeartbeatWriter:
     def _write(self, batch: list[HeartbeatRecord]) -> list[HeartbeatOutcome]:
         with self._engine.begin() as connection:
             rows = connection.execute(
-                select(
-                    _workers.c.id,
-                    _workers.c.token_hash,
-                    _workers.c.status,
-                    _workers.c.tier,
-                    _workers.c.drained,
-                    _workers.c.name,
-                ).where(_workers.c.id.in_({record.worker_id for record in batch}))
+                _read_batch.where(_workers.c.id.in_({record.worker_id for record in batch}))
             ).all()
-            known = {row.id: row for row in rows}
+            known = {}
+            services: dict[str, list[str]] = {}
+            for found in rows:  # one row per assignment, or one with service NULL
+                known[found.id] = found
+                if found.service is not None:
+                    services.setdefault(found.id, []).append(found.service)
             outcomes: list[HeartbeatOutcome] = []
-            updates = []
+            updates: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
             refused_tokens = []
             for record in batch:
                 row = known.get(record.worker_id)
@@ -200,25 +261,31 @@ class HeartbeatWriter:
                 else:
                     if row.status != "online":
                         log.info("Worker %s (%s) is back online", row.id, row.name)
-                    updates.append(
-                        {
-                            "b_id": record.worker_id,
-                            "b_received_at": record.received_at,
-                            "b_load": record.load,
-                            "b_reported_status": record.reported_status,
-                            "b_paused": record.paused,
-                        }
-                    )
+                    parameters: dict[str, Any] = {
+                        "b_id": record.worker_id,
+                        "b_received_at": record.received_at,
+                        "b_load": record.load,
+                        "b_reported_status": record.reported_status,
+                        "b_paused": record.paused,
+                    }
+                    if record.containers_json is not None:
+                        parameters["b_containers"] = record.containers_json
+                    if record.docker_json is not None:
+                        parameters["b_docker"] = record.docker_json
+                    kind = (record.containers_json is not None, record.docker_json is not None)
+                    updates.setdefault(kind, []).append(parameters)
+                    assigned = services.get(row.id)
                     outcomes.append(
                         HeartbeatAccepted(
                             tier=row.tier,
                             schedulability=schedulability(
                                 drained=row.drained, owner_paused=record.paused
                             ),
+                            services=tuple(sorted(assigned)) if assigned else (),
                         )
                     )
-            if updates:
-                connection.execute(_record_heartbeat, updates)
+            for kind, parameters_list in updates.items():
+                connection.execute(self._record_heartbeat[kind], parameters_list)
             if refused_tokens:
                 outcomes = self._tell_apart_other_workers(connection, batch, outcomes)
         return outcomes

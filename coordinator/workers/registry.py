@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from coordinator.clock import Clock
 from coordinator.db.schema import WorkerRow
 from coordinator.errors import ApiError, unauthorized
+from coordinator.placement.service import PlacementService
 from coordinator.security import hash_token, new_token, tokens_match
 from coordinator.settings import CoordinatorSettings
 from coordinator.workers.tiers import TierDecision, TierRequirementsNotMet, assign_tier
@@ -41,18 +42,20 @@ def next_heartbeat_in(interval: float) -> float:
 
 @dataclass
 class WorkerRegistry:
-    """Adds workers to the registry and takes them out."""
+    """Adds workers to the registry and takes them out, and has placement follow."""
 
     engine: Engine
     settings: CoordinatorSettings
     clock: Clock
+    placement: PlacementService
 
     def register(self, request: RegisterRequest, presented_token: str | None) -> RegisterResponse:
         """Admit a worker, or re-admit it under the identity it already has.
 
         A worker that sends a ``worker_id`` the registry knows must prove it with that
         worker's token; one the registry does not know (removed, or lost with a database)
-        gets it back, with a new token, if it may enroll.
+        gets it back, with a new token, if it may enroll. Placement runs before the answer,
+        so it carries the services the worker should run.
 
         Raises:
             ApiError: 426 too old, 422 below the smallest tier, 401 enrollment refused,
@@ -68,12 +71,15 @@ class WorkerRegistry:
             raise ApiError(422, "tier_requirements", str(exc)) from exc
 
         try:
-            return self._admit(request, presented_token, version, decision)
+            admitted = self._admit(request, presented_token, version, decision)
         except IntegrityError as exc:
             # Two registrations raced for the same new worker id; the other one won.
             raise ApiError(
                 409, "worker_id_taken", "This worker id was just registered by another request."
             ) from exc
+        self.placement.run_after("a registration")
+        assigned = self.placement.assignments_of(admitted.worker_id, admitted.tier)
+        return admitted.model_copy(update={"assigned_containers": assigned})
 
     def _admit(
         self,
@@ -122,6 +128,10 @@ class WorkerRegistry:
             row.agent_version = request.agent_version
             row.status = "online"
             row.last_heartbeat = now
+            # Reports from before this (re)start are stale; the registration's Docker status
+            # is the latest until a heartbeat says otherwise.
+            row.containers = None
+            row.docker = None
             worker_id = row.id
             state = schedulability(drained=row.drained, owner_paused=row.owner_paused)
 
@@ -150,8 +160,9 @@ class WorkerRegistry:
                 raise ApiError(404, "unknown_worker", f"No worker {worker_id} is registered.")
             if not tokens_match(presented_token, row.token_hash):
                 raise self._wrong_token(session, presented_token, worker_id)
-            session.delete(row)
+            session.delete(row)  # its assignments go with it (ON DELETE CASCADE)
         log.info("Worker %s (%s) unregistered", worker_id, row.name)
+        self.placement.run_after("an unregistration")
         return UnregisterResponse(worker_id=worker_id)
 
     def _check_enrollment(self, presented: str | None) -> None:

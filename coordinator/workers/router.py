@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.routing import Route
 
 from coordinator.clock import to_datetime
@@ -24,6 +24,7 @@ from coordinator.workers.heartbeats import HeartbeatAccepted, HeartbeatRecord, H
 from coordinator.workers.registry import next_heartbeat_in
 from shared import (
     PROTOCOL_VERSION,
+    ContainerReport,
     ErrorResponse,
     HeartbeatRequest,
     HeartbeatResponse,
@@ -36,6 +37,9 @@ from shared.base import WorkerId
 router = APIRouter(prefix="/api/worker", tags=["worker"])
 
 WorkerIdPath = Annotated[WorkerId, Path(description="The worker's id")]
+
+_CONTAINER_REPORTS = TypeAdapter(list[ContainerReport])
+"""Serialises a heartbeat's container reports to JSON in one call, for storage."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse},
@@ -83,6 +87,12 @@ async def heartbeat(request: Request) -> Response:
             reported_status=body.status,
             paused=body.paused,
             received_at=now,
+            containers_json=(
+                _CONTAINER_REPORTS.dump_json(body.containers).decode()
+                if body.containers is not None
+                else None
+            ),
+            docker_json=body.docker.model_dump_json() if body.docker is not None else None,
         )
     )
     if isinstance(outcome, HeartbeatAccepted):
@@ -92,7 +102,7 @@ async def heartbeat(request: Request) -> Response:
         answer = HeartbeatResponse.model_construct(
             worker_id=body.worker_id,
             tier=outcome.tier,
-            assigned_containers=[],
+            assigned_containers=runtime.placement.assignments_for(outcome.tier, outcome.services),
             heartbeat_interval=interval,
             next_heartbeat_in=next_heartbeat_in(interval),
             schedulability=outcome.schedulability,

@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Engine, MetaData, String, inspect, select
+from sqlalchemy import Column, Engine, MetaData, String, delete, insert, inspect, select
 from sqlalchemy.orm import Session
 
-from coordinator.db import make_engine, migrate
-from coordinator.db.schema import Base, WorkerRow
+from coordinator.db import MIGRATIONS_DIR, make_engine, migrate
+from coordinator.db.schema import ASSIGNMENTS, WORKERS, Base, WorkerRow
 from coordinator.security import hash_token
 from coordinator.workers.heartbeats import (
     HeartbeatAccepted,
@@ -225,3 +227,68 @@ def test_migration_check_sees_drift(engine: Engine) -> None:
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), drifted)
     assert [change[0] for change in diff] == ["add_column"]
+
+
+# --- upgrading an existing registry -------------------------------------------------------
+
+
+def assert_upgrade_keeps_workers(engine: Engine) -> None:
+    """A registry made by migration 0001, with a worker in it, upgrades to the newest."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+
+    def to(revision: str, *, down: bool = False) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+    to("0001")
+    worker_id = new_worker_id()
+    with engine.begin() as connection:
+        connection.execute(
+            insert(WORKERS).values(
+                id=worker_id,
+                token_hash=hash_token("old-token"),
+                name="old",
+                tier=2,
+                capabilities={"ram": 8 * 1024**3},
+                protocol_version=1,
+                status="online",
+                owner_paused=False,
+                drained=True,
+                current_load=0.5,
+                registered_at=1000.0,
+                last_heartbeat=1000.0,
+            )
+        )
+    migrate(engine)
+    upgraded = row(engine, worker_id)
+    assert (upgraded.name, upgraded.drained, upgraded.current_load) == ("old", True, 0.5)
+    assert (upgraded.containers, upgraded.docker) == (None, None)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    to("0001", down=True)
+    assert "assignments" not in inspect(engine).get_table_names()
+    migrate(engine)
+    assert row(engine, worker_id).name == "old"
+
+
+def test_upgrade_from_the_first_schema_keeps_workers(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        assert_upgrade_keeps_workers(engine)
+    finally:
+        engine.dispose()
+
+
+def test_deleting_a_worker_deletes_its_assignments(engine: Engine) -> None:
+    worker_id = add_worker(engine, "token")
+    with engine.begin() as connection:
+        connection.execute(
+            insert(ASSIGNMENTS).values(worker_id=worker_id, service="rag", assigned_at=1.0)
+        )
+    with engine.begin() as connection:
+        connection.execute(delete(WORKERS).where(WORKERS.c.id == worker_id))
+    with engine.connect() as connection:
+        assert connection.execute(select(ASSIGNMENTS)).all() == []

@@ -22,7 +22,11 @@ from sqlalchemy import Engine, inspect, text
 
 from coordinator.db import make_engine, migrate
 from coordinator.db.schema import Base
+from coordinator.placement.planner import PlacementPlan
+from coordinator.placement.service import PlacementService
+from coordinator.placement.store import load_assignments
 from coordinator.workers.heartbeats import HeartbeatAccepted, HeartbeatRefused, HeartbeatWriter
+from shared import ServiceCatalog
 from shared.units import MAX_BYTES
 from tests.fixtures.coordinator import LiveCoordinator
 from tests.fixtures.postgres import PostgresServer
@@ -50,7 +54,16 @@ from .test_bad_input import (
     test_random_heartbeats_never_500,
     test_random_registrations_never_500,
 )
-from .test_persistence import add_worker, record, row
+from .test_persistence import add_worker, assert_upgrade_keeps_workers, record, row
+from .test_placement_api import (
+    CATALOG,
+    GRACE,
+    test_a_silent_worker_keeps_its_services_through_short_absences,
+    test_after_a_drain_the_services_move_once_the_grace_is_over,
+    test_container_reports_and_docker_status_in_the_admin_view,
+    test_register_and_heartbeat_answers_carry_the_assignments,
+    test_unregistering_moves_the_services_at_once,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -87,14 +100,17 @@ def test_migrations_run_on_postgres_and_match_the_models(engine: Engine) -> None
     assert diff == []
     migrate(engine)  # a second start on the same database changes nothing
     inspector = inspect(engine)
-    assert {"workers", "alembic_version"} <= set(inspector.get_table_names())
+    assert {"workers", "assignments", "alembic_version"} <= set(inspector.get_table_names())
     types = {column["name"]: str(column["type"]) for column in inspector.get_columns("workers")}
     assert types["owner_paused"] == "BOOLEAN"
     assert types["capabilities"] == "JSON"
     assert types["last_heartbeat"] in {"DOUBLE PRECISION", "DOUBLE_PRECISION"}
     with engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0001"
+    assert version == "0002"
+    (foreign_key,) = inspector.get_foreign_keys("assignments")
+    assert foreign_key["referred_table"] == "workers"
+    assert foreign_key["options"]["ondelete"] == "CASCADE"
 
 
 # --- the worker and admin APIs ------------------------------------------------------------
@@ -386,3 +402,86 @@ def shared_client(
             yield client
     finally:
         postgres_server.drop_database(name)
+
+
+# --- placement ----------------------------------------------------------------------------
+
+# The placement API tests of test_placement_api.py, run again with the registry on PostgreSQL
+# (their `pool` is the fixture below): assignments in answers, grace after a drain and after
+# silence, unregistration, container reports.
+__all__ += [
+    "test_a_silent_worker_keeps_its_services_through_short_absences",
+    "test_after_a_drain_the_services_move_once_the_grace_is_over",
+    "test_container_reports_and_docker_status_in_the_admin_view",
+    "test_register_and_heartbeat_answers_carry_the_assignments",
+    "test_unregistering_moves_the_services_at_once",
+]
+
+
+@pytest.fixture
+def pool(tmp_path: Path, clock: FakeClock, fresh_postgres_url: str) -> Iterator[TestClient]:
+    """The placement API tests' coordinator, on the test's PostgreSQL database."""
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(CATALOG, encoding="utf-8")
+    with running_coordinator(
+        tmp_path / "data",
+        clock,
+        database_url=fresh_postgres_url,
+        catalog=catalog,
+        placement_grace=GRACE,
+    ) as client:
+        yield client
+
+
+def test_upgrade_from_the_first_schema_on_postgres(fresh_postgres_url: str) -> None:
+    engine = make_engine(fresh_postgres_url)
+    try:
+        assert_upgrade_keeps_workers(engine)
+    finally:
+        engine.dispose()
+
+
+REPLICAS = 6
+
+
+def test_coordinator_replicas_never_place_a_service_twice(engine: Engine) -> None:
+    """Several coordinators planning at once on one database: the advisory lock serialises
+    them, so each replica is placed exactly once and no plan fails."""
+    catalog = ServiceCatalog.model_validate(
+        {
+            "services": [
+                {"name": f"s{n}", "image": "example.org/s:1", "port": 8000, "tiers": [2]}
+                for n in range(4)
+            ]
+            + [
+                {
+                    "name": "wide",
+                    "image": "example.org/w:1",
+                    "port": 8000,
+                    "tiers": [2],
+                    "replicas": 5,
+                }
+            ]
+        }
+    )
+    for n in range(8):
+        worker_id = add_worker(engine, f"token-{n}")
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE workers SET status = 'online', capabilities = :caps WHERE id = :id"),
+                {"caps": '{"docker": {"usable": true}}', "id": worker_id},
+            )
+    clock = FakeClock()
+    replicas = [PlacementService(engine, catalog, clock, grace=300) for _ in range(REPLICAS)]
+
+    async def plan_everywhere() -> list[PlacementPlan]:
+        return await asyncio.gather(*(asyncio.to_thread(replica.run) for replica in replicas))
+
+    plans = asyncio.run(plan_everywhere())
+    placed = [change for plan in plans for change in plan.changes if change.kind == "placed"]
+    assert len(placed) == 4 + 5
+    assert sum(1 for plan in plans if plan.changes) == 1  # the others found nothing to do
+    with engine.connect() as connection:
+        stored = load_assignments(connection)
+    assert len(stored) == 9
+    assert len({a.worker_id for a in stored if a.service == "wide"}) == 5

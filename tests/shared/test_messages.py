@@ -98,6 +98,8 @@ SAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "registered_at": NOW,
         "protocol_version": 1,
         "agent_version": None,
+        "containers": [{"service": "db", "image": "postgres:16", "state": "running"}],
+        "assigned_services": ["db"],
     },
     WorkerList: {"workers": [], "total": 0},
     TierCounts: {"total": 3, "online": 2},
