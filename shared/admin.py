@@ -28,6 +28,8 @@ class WorkerView(ResponseModel):
     registered_at: datetime
     protocol_version: int
     agent_version: str | None
+    trusted: bool = False
+    """An admin trusts it with services that handle people's personal data."""
     containers: list[ContainerReport] = []
     """Each assigned service's container as the worker last reported it."""
     assigned_services: list[str] = []

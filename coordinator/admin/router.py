@@ -59,6 +59,18 @@ def undrain_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     return AdminService(runtime.engine, runtime.placement).set_drained(worker_id, drained=False)
 
 
+@router.post("/workers/{worker_id}/trust")
+def trust_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
+    """Trust this worker with services marked ``sensitive`` (people's personal data)."""
+    return AdminService(runtime.engine, runtime.placement).set_trusted(worker_id, trusted=True)
+
+
+@router.post("/workers/{worker_id}/untrust")
+def untrust_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
+    """Stop trusting this worker; its sensitive services are taken away at once."""
+    return AdminService(runtime.engine, runtime.placement).set_trusted(worker_id, trusted=False)
+
+
 @router.get("/stats")
 def stats(runtime: RuntimeDep) -> PoolStats:
     """Counts of workers: total, online, active, by tier."""

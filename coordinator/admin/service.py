@@ -72,6 +72,27 @@ class AdminService:
         self._placement.run_after("a drain" if drained else "an undrain")
         return self.get_worker(worker_id)
 
+    def set_trusted(self, worker_id: str, *, trusted: bool) -> WorkerView:
+        """Trust (or stop trusting) a worker with services that handle personal data.
+
+        Placement follows at once: a newly trusted worker can take sensitive services; an
+        untrusted one loses them without a grace period.
+        """
+        with Session(self._engine) as session, session.begin():
+            row = self._row(session, worker_id)
+            changed = row.trusted != trusted
+            row.trusted = trusted
+            name = row.name
+        if changed:
+            log.info(
+                "Worker %s (%s) %s by an admin",
+                worker_id,
+                name,
+                "marked trusted" if trusted else "no longer trusted",
+            )
+        self._placement.run_after("a trust change")
+        return self.get_worker(worker_id)
+
     def stats(self) -> PoolStats:
         """Counts of workers by liveness, schedulability and tier."""
         with Session(self._engine) as session:

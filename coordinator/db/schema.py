@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -58,6 +59,8 @@ class WorkerRow(Base):
     docker: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     """The Docker status (``shared.DockerInfo``) of its last heartbeat that had one; None
     means the one in ``capabilities`` (from registration) is the latest."""
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """An admin trusts this machine with services that handle people's personal data."""
 
     __table_args__ = (Index("ix_workers_status_last_heartbeat", "status", "last_heartbeat"),)
 

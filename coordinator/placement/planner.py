@@ -59,6 +59,8 @@ class WorkerState:
     gpu_memory: int | None = None
     """The memory of its largest such GPU, in bytes, when known."""
     name: str | None = None
+    trusted: bool = False
+    """An admin trusts it with services that handle people's personal data."""
 
     @property
     def label(self) -> str:
@@ -177,6 +179,12 @@ def unavailable(worker: WorkerState, spec: ServiceSpec) -> Problem | None:
 
 def misfit(worker: WorkerState, spec: ServiceSpec) -> Problem | None:
     """Why ``worker`` can never run ``spec`` as it is (tier or hardware), or None."""
+    if spec.sensitive and not worker.trusted:
+        # Volunteers are strangers: personal data only goes where an admin vouched for it.
+        return Problem(
+            "not trusted",
+            f"{spec.name} handles personal data and an admin has not marked it trusted",
+        )
     if worker.tier not in spec.tiers:
         tiers = ", ".join(str(tier) for tier in spec.tiers)
         return Problem(

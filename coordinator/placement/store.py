@@ -57,6 +57,7 @@ def worker_state(
     status: str,
     drained: bool,
     owner_paused: bool,
+    trusted: bool = False,
     capabilities: Mapping[str, Any] | None,
     docker: Mapping[str, Any] | None,
 ) -> WorkerState:
@@ -91,6 +92,7 @@ def worker_state(
         disk=_count(capabilities.get("storage")),
         has_gpu=bool(gpus),
         gpu_memory=max(memories, default=None),
+        trusted=trusted,
     )
 
 
@@ -104,6 +106,7 @@ def load_workers(connection: Connection) -> list[WorkerState]:
             _workers.c.status,
             _workers.c.drained,
             _workers.c.owner_paused,
+            _workers.c.trusted,
             _workers.c.capabilities,
             _workers.c.docker,
         )
@@ -116,6 +119,7 @@ def load_workers(connection: Connection) -> list[WorkerState]:
             status=row.status,
             drained=row.drained,
             owner_paused=row.owner_paused,
+            trusted=row.trusted,
             capabilities=row.capabilities,
             docker=row.docker,
         )

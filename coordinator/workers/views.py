@@ -35,6 +35,7 @@ def worker_view(row: WorkerRow, assigned_services: Sequence[str] = ()) -> Worker
         tier=row.tier,
         status="online" if row.status == "online" else "offline",
         schedulability=schedulability(drained=row.drained, owner_paused=row.owner_paused),
+        trusted=row.trusted,
         capabilities=capabilities,
         current_load=row.current_load,
         reported_status=row.reported_status,

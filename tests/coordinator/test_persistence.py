@@ -11,7 +11,18 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Engine, MetaData, String, delete, insert, inspect, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    MetaData,
+    String,
+    column,
+    delete,
+    insert,
+    inspect,
+    select,
+    table,
+)
 from sqlalchemy.orm import Session
 
 from coordinator.db import MIGRATIONS_DIR, make_engine, migrate
@@ -221,8 +232,8 @@ def test_writer_refuses_when_not_running(engine: Engine) -> None:
 def test_migration_check_sees_drift(engine: Engine) -> None:
     """The comparison above is not vacuous: a column the migration lacks shows up."""
     drifted = MetaData()
-    for table in Base.metadata.tables.values():
-        table.to_metadata(drifted)
+    for existing in Base.metadata.tables.values():
+        existing.to_metadata(drifted)
     drifted.tables["workers"].append_column(Column("extra", String(8)))
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), drifted)
@@ -230,6 +241,22 @@ def test_migration_check_sees_drift(engine: Engine) -> None:
 
 
 # --- upgrading an existing registry -------------------------------------------------------
+
+
+WORKERS_0001_COLUMNS = (
+    "id",
+    "token_hash",
+    "name",
+    "tier",
+    "capabilities",
+    "protocol_version",
+    "status",
+    "owner_paused",
+    "drained",
+    "current_load",
+    "registered_at",
+    "last_heartbeat",
+)
 
 
 def assert_upgrade_keeps_workers(engine: Engine) -> None:
@@ -244,9 +271,14 @@ def assert_upgrade_keeps_workers(engine: Engine) -> None:
 
     to("0001")
     worker_id = new_worker_id()
+    # The table as migration 0001 made it, so columns added later (with their defaults)
+    # are not part of this insert.
+    workers_0001 = table(
+        "workers", *(column(name, WORKERS.c[name].type) for name in WORKERS_0001_COLUMNS)
+    )
     with engine.begin() as connection:
         connection.execute(
-            insert(WORKERS).values(
+            insert(workers_0001).values(
                 id=worker_id,
                 token_hash=hash_token("old-token"),
                 name="old",
@@ -264,7 +296,7 @@ def assert_upgrade_keeps_workers(engine: Engine) -> None:
     migrate(engine)
     upgraded = row(engine, worker_id)
     assert (upgraded.name, upgraded.drained, upgraded.current_load) == ("old", True, 0.5)
-    assert (upgraded.containers, upgraded.docker) == (None, None)
+    assert (upgraded.containers, upgraded.docker, upgraded.trusted) == (None, None, False)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []

@@ -507,3 +507,20 @@ def test_seed_and_odd_capabilities_are_read_safely() -> None:
     assert (apple.has_gpu, apple.gpu_memory, apple.ram) == (True, None, None)
     assert replace(apple, name=None).label == "w1"
     assert apple.label == "box [w1]"
+
+
+def test_sensitive_services_go_only_to_trusted_workers() -> None:
+    services = catalog(service("rag", sensitive=True, replicas=2), service("ocr"))
+    workers = [worker("a"), worker("b", trusted=True)]
+    result = plan(services, workers)
+    assert placed(result) == {"rag": ["b"], "ocr": ["a"]}
+    assert any("not trusted" in reason for reason in str(result.shortfalls).split(";"))
+
+
+def test_losing_trust_takes_sensitive_services_away_at_once() -> None:
+    services = catalog(service("rag", sensitive=True))
+    first = plan(services, [worker("a", trusted=True)])
+    assert placed(first) == {"rag": ["a"]}
+    # No grace: personal data must not stay on a machine the admin stopped vouching for.
+    second = plan(services, [worker("a", trusted=False)], first.assignments, now=T0 + 1)
+    assert placed(second) == {}

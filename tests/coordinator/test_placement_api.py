@@ -312,19 +312,46 @@ def test_assignments_survive_a_restart_and_follow_catalogue_changes(
 
 
 def test_the_default_catalogue_places_the_seed_services(client: TestClient) -> None:
-    gpu = register(
-        client,
-        {
-            "cpu_cores": 16,
-            "ram": "64GiB",
-            "storage": "2TiB",
-            "gpus": [{"vendor": "nvidia", "name": "RTX 4090", "memory": "24GiB"}],
-            "docker": {**DOCKER, "gpu_runtime": True},
-        },
-    )
-    data = register(client, {**DATA_WORKER, "ram": "8GiB", "storage": "100GiB"})
+    gpu_box = {
+        "cpu_cores": 16,
+        "ram": "64GiB",
+        "storage": "2TiB",
+        "gpus": [{"vendor": "nvidia", "name": "RTX 4090", "memory": "24GiB"}],
+        "docker": {**DOCKER, "gpu_runtime": True},
+    }
+    data_box = {**DATA_WORKER, "ram": "8GiB", "storage": "100GiB"}
+    gpu = register(client, gpu_box)
+    data = register(client, data_box)
+    # Services with personal data wait for an admin to trust a machine.
+    assert set(services(gpu.response)) == {"vllm", "ollama-vision"}
+    assert set(services(data.response)) == {"redis", "chromadb", "neo4j"}
+    for worker in (gpu, data):
+        trusted = client.post(f"/api/admin/workers/{worker.worker_id}/trust", headers=ADMIN)
+        assert trusted.status_code == 200 and trusted.json()["trusted"] is True
+    gpu = register(client, gpu_box, worker_id=gpu.worker_id, headers=gpu.headers)
+    data = register(client, data_box, worker_id=data.worker_id, headers=data.headers)
     assert set(services(gpu.response)) == {"vllm", "ollama-vision", "rag", "notes", "ner", "ocr"}
     assert set(services(data.response)) == {"postgres", "redis", "chromadb", "neo4j"}
     vllm = gpu.response["assigned_containers"][0]
     assert (vllm["service"], vllm["gpu"]) == ("vllm", True)
     assert vllm["reason"].startswith("Tier 1 GPU worker: runs vllm (")
+
+
+def test_trust_decides_where_sensitive_services_run(
+    start: StartCoordinator, tmp_path: Path
+) -> None:
+    sensitive = tmp_path / "sensitive.toml"
+    sensitive.write_text(CATALOG.replace('name = "rag"', 'name = "rag"\nsensitive = true'))
+    with start(catalog=sensitive, placement_grace=GRACE) as client:
+        worker = register(client, SERVICE_WORKER)
+        assert "rag" not in services(worker.response), "not before an admin trusts it"
+        url = f"/api/admin/workers/{worker.worker_id}/trust"
+        assert client.post(url).status_code == 401, "trust is an admin action"
+        assert client.post(url, headers=ADMIN).json()["trusted"] is True
+        assert "rag" in services(heartbeat(client, worker, containers=[], docker=DOCKER))
+        untrust = f"/api/admin/workers/{worker.worker_id}/untrust"
+        assert client.post(untrust, headers=ADMIN).json()["trusted"] is False
+        # Taken away at once, with no grace period.
+        assert "rag" not in services(heartbeat(client, worker, containers=[], docker=DOCKER))
+        unknown = "/api/admin/workers/00000000-0000-4000-8000-000000000000/trust"
+        assert client.post(unknown, headers=ADMIN).status_code == 404

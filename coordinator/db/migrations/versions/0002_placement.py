@@ -1,8 +1,9 @@
-"""Service placement: assignments, and each worker's last container and Docker reports.
+"""Service placement: assignments, each worker's last container and Docker reports, and
+whether an admin trusts it with services that handle personal data.
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-29
+Create Date: 2026-11-22
 """
 
 import sqlalchemy as sa
@@ -18,6 +19,9 @@ def upgrade() -> None:
     with op.batch_alter_table("workers") as batch:
         batch.add_column(sa.Column("containers", sa.JSON(none_as_null=True), nullable=True))
         batch.add_column(sa.Column("docker", sa.JSON(none_as_null=True), nullable=True))
+        batch.add_column(
+            sa.Column("trusted", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     op.create_table(
         "assignments",
         sa.Column("worker_id", sa.String(36), nullable=False),
@@ -39,5 +43,6 @@ def downgrade() -> None:
     op.drop_index("ix_assignments_service", table_name="assignments")
     op.drop_table("assignments")
     with op.batch_alter_table("workers") as batch:
+        batch.drop_column("trusted")
         batch.drop_column("docker")
         batch.drop_column("containers")
