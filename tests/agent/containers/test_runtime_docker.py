@@ -220,11 +220,15 @@ def test_exited_container_is_restarted_with_backoff(
         assert found
         if not delays or float(found.group(1)) != delays[-1]:
             delays.append(float(found.group(1)))
-    # Equal-jitter backoff: the k-th wait lies in [initial * 2^k / 2, initial * 2^k].
-    assert len(delays) >= 3
-    for k, delay in enumerate(delays[:3]):
-        assert RESTART_INITIAL_S * 2**k / 2 - 0.05 <= delay <= RESTART_INITIAL_S * 2**k + 0.05
-    assert delays[2] > delays[0]
+    # Equal-jitter backoff: the k-th wait lies in [initial * 2^k / 2, initial * 2^k]. These
+    # windows do not overlap, so the waits observed grow, even when a busy machine lets one
+    # exit-and-restart cycle pass between two reconcile passes unseen.
+    assert len(delays) >= 2
+    assert delays == sorted(delays), delays
+    assert RESTART_INITIAL_S / 2 - 0.05 <= delays[0] <= RESTART_INITIAL_S + 0.05
+    assert delays[-1] > delays[0]
+    restarts = reports[crashing.service].restarts
+    assert delays[-1] <= RESTART_INITIAL_S * 2**restarts + 0.05
     assert reports[crashing.service].restarts >= 3
     # Restarted, not recreated: still one container.
     assert len(harness.ours()) == 1
