@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
 from shared.base import RequestModel
 from shared.messages import Tier
@@ -24,6 +24,34 @@ ImageRef = Annotated[str, StringConstraints(min_length=1, max_length=512, patter
 
 ContainerPath = Annotated[str, StringConstraints(pattern=r"^/[^\x00]*$", max_length=512)]
 """An absolute path inside a container."""
+
+
+GRANTABLE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+"""The Linux capabilities a service may ask back after all are dropped: Docker's default set,
+which images like the official PostgreSQL one need. Never ``ALL``, ``SYS_ADMIN``,
+``NET_ADMIN`` or ``SYS_PTRACE``: volunteers' machines are not ours to open up."""
+
+
+def _grantable(capability: str) -> str:
+    if capability not in GRANTABLE_CAPABILITIES:
+        allowed = ", ".join(sorted(GRANTABLE_CAPABILITIES))
+        raise ValueError(f"{capability!r} is never granted on volunteers' machines; use {allowed}")
+    return capability
 
 
 def _required_bytes(value: Any) -> int | None:
@@ -67,7 +95,7 @@ class ServiceSpec(RequestModel):
     volumes: list[ContainerPath] = []
     """Paths inside the container that keep data; each gets a named volume (never a host
     path)."""
-    cap_add: list[Annotated[str, StringConstraints(pattern=r"^[A-Z_]+$")]] = []
+    cap_add: list[Annotated[str, AfterValidator(_grantable)]] = []
     """Linux capabilities the image needs back after all are dropped (e.g. ``"CHOWN"``)."""
     sensitive: bool = False
     """Handles people's personal data: routed only to workers an admin marked trusted."""

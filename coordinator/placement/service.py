@@ -18,6 +18,7 @@ import logging
 import threading
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from coordinator.clock import Clock
 from coordinator.placement.assignments import AssignmentBuilder
@@ -68,7 +69,19 @@ class PlacementService:
         return self._catalog
 
     def run(self) -> PlacementPlan:
-        """Plan and store the assignments now; log what changed."""
+        """Plan and store the assignments now; log what changed.
+
+        A worker removed (unregistered, or past retention) between reading the workers and
+        writing the plan makes the write break a foreign key; the plan is then made again
+        from the new state, once.
+        """
+        try:
+            return self._run_once()
+        except IntegrityError:
+            log.info("A worker left while placement was planning; planning again")
+            return self._run_once()
+
+    def _run_once(self) -> PlacementPlan:
         with self._lock:
             with self._engine.begin() as connection:
                 lock_out_other_planners(connection)

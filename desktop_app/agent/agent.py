@@ -116,6 +116,7 @@ class Agent:
         self._assignments: list[ServiceAssignment] = []
         self._reports: list[ContainerReport] = []
         self._containers_changed: asyncio.Event | None = None
+        self._assignments_known: asyncio.Event | None = None
         self._identities = identities
         self._probe = probe
         self._load_sampler = load_sampler
@@ -200,6 +201,7 @@ class Agent:
         maximum = self._config.max_retry_delay
         backoff = Backoff(initial=min(1.0, maximum), maximum=maximum)
         self._containers_changed = asyncio.Event()
+        self._assignments_known = asyncio.Event()
         runtime = self._containers
         containers_task = (
             asyncio.create_task(self._containers_loop(runtime), name="containers")
@@ -214,11 +216,18 @@ class Agent:
         finally:
             if runtime is not None and containers_task is not None:
                 containers_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await containers_task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:  # whatever happened there, the containers must stop
+                    log.exception("The container loop failed")
                 # Never leave a container running after the volunteer quit.
-                await asyncio.to_thread(runtime.stop_all)
-                log.info("Stopped the pool's containers on this computer.")
+                try:
+                    await asyncio.to_thread(runtime.stop_all)
+                    log.info("Stopped the pool's containers on this computer.")
+                except Exception:
+                    log.exception("Could not stop the pool's containers")
             self._loop = None
             if self._http is None:
                 await http.aclose()
@@ -257,7 +266,7 @@ class Agent:
                         replace(self._status, phase="refused", message=f"The pool said: {exc}")
                     )
                     return EXIT_REFUSED
-                delay = self._recover_identity(exc)
+                delay = await self._recover_identity(exc)
             await self._wait(delay)
         return EXIT_OK
 
@@ -356,28 +365,45 @@ class Agent:
 
     def _apply_assignments(self, assignments: list[ServiceAssignment]) -> None:
         """Take the coordinator's current assignments; wake the container loop on a change."""
+        if self._assignments_known is not None:
+            self._assignments_known.set()
         if assignments != self._assignments:
             self._assignments = list(assignments)
             self._notify(self._containers_changed)
 
-    def _desired_containers(self) -> list[ServiceAssignment]:
+    def _containers_wanted(self) -> bool:
         # A volunteer's pause stops everything at once; the coordinator hears it with the
         # next heartbeat (sent immediately) and routes no new work here.
-        return [] if self._paused or self._stop_requested else list(self._assignments)
+        return not (self._paused or self._stop_requested)
 
     async def _containers_loop(self, runtime: ContainerRuntime) -> None:
-        """Keep the containers matching the assignments, until cancelled."""
-        assert self._containers_changed is not None
+        """Keep the containers matching the assignments, until cancelled.
+
+        It starts once the coordinator has said what to run (the first registration), so
+        containers left running from before a restart are adopted rather than removed.
+        A pause or quit stops the containers but keeps their data volumes; only an
+        assignment the coordinator takes away removes them.
+        """
+        assert self._containers_changed is not None and self._assignments_known is not None
         changed = self._containers_changed
-        reports = await asyncio.to_thread(runtime.adopt_or_clean, self._desired_containers())
-        self._take_reports(reports)
+        await self._assignments_known.wait()
+        adopted = await asyncio.to_thread(runtime.adopt_or_clean, list(self._assignments))
+        self._take_reports(adopted)
         while True:
             changed.clear()
-            reports = await asyncio.to_thread(runtime.reconcile, self._desired_containers())
-            self._take_reports(reports)
-            # Wake for the next pass after the interval, when the assignments change, or
-            # when a download finishes (wait_for_work), whichever comes first.
-            delay = next_reconcile_delay(reports, self._config.reconcile_interval)
+            delay = self._config.reconcile_interval
+            try:
+                if self._containers_wanted():
+                    reports = await asyncio.to_thread(runtime.reconcile, list(self._assignments))
+                    self._take_reports(reports)
+                    delay = next_reconcile_delay(reports, delay)
+                else:
+                    await asyncio.to_thread(runtime.stop_all)
+                    self._take_reports([])
+            except Exception:  # Docker failures are reported; this keeps the loop alive
+                log.exception("Checking the pool's containers failed; trying again shortly")
+            # Wake for the next pass after the delay, when the assignments change, or when
+            # a download finishes (wait_for_work), whichever comes first.
             work = asyncio.ensure_future(asyncio.to_thread(runtime.wait_for_work, delay))
             wake = asyncio.ensure_future(changed.wait())
             try:
@@ -397,7 +423,7 @@ class Agent:
         if tuple(reports) != self._status.containers:
             self._publish(replace(self._status, containers=tuple(reports)))
 
-    def _recover_identity(self, refusal: CoordinatorRefused) -> float:
+    async def _recover_identity(self, refusal: CoordinatorRefused) -> float:
         """Decide what a refusal means for who we are; return the delay before trying again."""
         identity = self._identity
         if refusal.code in {"unknown_worker", "bad_token"} and self._registered:
@@ -409,7 +435,7 @@ class Agent:
             # Our id is someone else's, or our token is not accepted for it: start afresh.
             log.warning("The pool refused this worker's identity (%s); joining afresh", refusal)
             try:
-                self._identities.forget(identity.worker_id)
+                await asyncio.to_thread(self._identities.forget, identity.worker_id)
             except (CredentialStoreError, OSError) as exc:
                 log.warning("Could not delete the refused identity: %s", exc)
             self._identity = None

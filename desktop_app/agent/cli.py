@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpus",
         type=float,
         default=None,
-        help="most CPU cores the pool's containers may use together, e.g. 2 or 1.5 (no limit)",
+        help="most CPU cores each of the pool's containers may use, e.g. 2 or 1.5 (no limit)",
     )
     parser.add_argument(
         "--memory",

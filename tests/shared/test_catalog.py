@@ -47,6 +47,8 @@ def test_full_service_entry() -> None:
         ({"image": "has space"}, "image"),
         ({"volumes": ["relative/path"]}, "volumes"),
         ({"cap_add": ["sys_admin"]}, "cap_add"),
+        ({"cap_add": ["ALL"]}, "cap_add"),
+        ({"cap_add": ["SYS_ADMIN"]}, "cap_add"),
         ({"health_path": "health"}, "health_path"),
         ({"replica": 2}, "replica"),
     ],

@@ -5,6 +5,7 @@ Docker engine; ``security.py`` holds the locked-down create options.
 """
 
 from .errors import (
+    CapabilityRefused,
     ContainerRuntimeError,
     DockerOperationFailed,
     DockerUnavailable,
@@ -20,6 +21,7 @@ from .runtime import ContainerRuntime, ReportsListener, RuntimeConfig
 from .security import ContainerSpec, ResourceLimits, container_spec
 
 __all__ = [
+    "CapabilityRefused",
     "ContainerInfo",
     "ContainerRuntime",
     "ContainerRuntimeError",

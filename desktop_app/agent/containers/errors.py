@@ -145,3 +145,22 @@ class DockerOperationFailed(ContainerRuntimeError):
         )
         self.action = action
         self.reason = reason
+
+
+class CapabilityRefused(ContainerRuntimeError):
+    """The service asks for a Linux capability this app never grants."""
+
+    def __init__(self, service: str, capabilities: list[str]) -> None:
+        """Create the error.
+
+        Args:
+            service: The service that asked.
+            capabilities: The capabilities refused.
+        """
+        names = ", ".join(capabilities)
+        super().__init__(
+            "Permission refused",
+            f"The service {service} asks for powers over this computer ({names}) that this "
+            "app never gives a container, so it will not run here.",
+        )
+        self.service = service

@@ -387,13 +387,26 @@ class ContainerRuntime:
                     del self._pulls[image]
 
     def _pass(self, wanted: dict[str, _Slot], status: DockerInfo) -> None:
-        containers = self._gateway.list_containers(self._owner)
+        try:
+            containers = self._gateway.list_containers(self._owner)
+        except DockerUnavailable:
+            raise
+        except ContainerRuntimeError as exc:
+            # The engine answered but failed; nothing can be compared this pass.
+            for slot in wanted.values():
+                self._fail(slot, exc)
+            return
         by_service: dict[str, list[ContainerInfo]] = {}
         for info in containers:
             by_service.setdefault(info.labels.get(SERVICE_LABEL, ""), []).append(info)
         for service, infos in by_service.items():
             if service not in wanted:
-                self._retire(service, infos)
+                try:
+                    self._retire(service, infos)
+                except DockerUnavailable:
+                    raise
+                except ContainerRuntimeError as exc:  # tried again next pass
+                    logger.warning("Could not remove %s: %s", service, exc.message)
         for service, slot in wanted.items():
             try:
                 self._step(slot, by_service.get(service, []), status)

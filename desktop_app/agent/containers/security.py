@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import ServiceAssignment
+from shared.catalog import GRANTABLE_CAPABILITIES
 
-from .errors import GpuNotAvailable
+from .errors import CapabilityRefused, GpuNotAvailable
 
 MANAGED_LABEL = "org.rma.managed"
 """Set to ``"true"`` on every container and volume the agent creates."""
@@ -153,8 +154,13 @@ def container_spec(
 
     Raises:
         GpuNotAvailable: The service needs a GPU, and GPUs are not allowed or not possible.
+        CapabilityRefused: It asks for a capability outside GRANTABLE_CAPABILITIES. The
+            coordinator's catalogue refuses those too; the agent does not rely on it.
     """
     service = assignment.service
+    refused = sorted(set(assignment.cap_add) - GRANTABLE_CAPABILITIES)
+    if refused:
+        raise CapabilityRefused(service, refused)
     volumes = tuple(
         VolumeSpec(
             name=volume_name(service, index),

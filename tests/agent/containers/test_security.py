@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from desktop_app.agent.containers.errors import GpuNotAvailable
+from desktop_app.agent.containers.errors import CapabilityRefused, GpuNotAvailable
 from desktop_app.agent.containers.security import (
     MANAGED_LABEL,
     SERVICE_LABEL,
@@ -171,3 +171,12 @@ def test_names_are_docker_legal() -> None:
     assert container_name("My Service/2") == "rma-My-Service-2"
     assert container_name("///") == "rma-service"
     assert volume_name("neo4j", 0) == "rma-neo4j-0"
+
+
+@pytest.mark.parametrize("capability", ["ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"])
+def test_powerful_capabilities_are_never_granted(capability: str) -> None:
+    assignment = ServiceAssignment(
+        service="db", image="postgres:16", port=5432, cap_add=["CHOWN", capability]
+    )
+    with pytest.raises(CapabilityRefused, match=capability):
+        container_spec(assignment, worker="w", limits=ResourceLimits(), gpu_runtime=False)

@@ -1,0 +1,140 @@
+"""How the Agent drives its container runtime: adopt after registering, stop on pause
+without deleting data, survive a failing engine, and never leave containers on quit."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop_app.agent.agent import EXIT_OK, Agent, AgentConfig
+from desktop_app.agent.credentials import FileCredentialStore
+from desktop_app.agent.identity import IdentityStore
+from shared import ContainerReport, DockerInfo, ServiceAssignment, WorkerCapabilities
+from tests.agent.test_agent import GIB, AgentThread, StaticProbe
+from tests.fixtures.coordinator import LiveCoordinator, wait_until
+
+DOCKER = DockerInfo(usable=True, status="running", version="26.1")
+
+
+class RecordingRuntime:
+    """The container runtime at its boundary: records what the agent asks of it."""
+
+    def __init__(self, *, fail_reconcile: bool = False) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+        self.fail_reconcile = fail_reconcile
+        self.docker = DOCKER
+        self._lock = threading.Lock()
+
+    def _record(self, name: str, desired: list[ServiceAssignment] | None = None) -> None:
+        with self._lock:
+            self.calls.append((name, [a.service for a in desired or []]))
+
+    def adopt_or_clean(self, desired: list[ServiceAssignment]) -> list[ContainerReport]:
+        self._record("adopt", desired)
+        return []
+
+    def reconcile(self, desired: list[ServiceAssignment]) -> list[ContainerReport]:
+        self._record("reconcile", desired)
+        if self.fail_reconcile:
+            raise RuntimeError("the engine answered nonsense")
+        return [ContainerReport(service=a.service, image=a.image, state="running") for a in desired]
+
+    def stop_all(self) -> None:
+        self._record("stop_all")
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        time.sleep(min(timeout_s, 0.05))
+        return False
+
+    def seen(self, name: str) -> list[list[str]]:
+        with self._lock:
+            return [desired for call, desired in self.calls if call == name]
+
+
+@pytest.fixture
+def placing_coordinator(tmp_path: Path) -> Any:
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            {
+                "services": [
+                    {"name": "web", "image": "registry.test/web:1", "port": 80, "tiers": [2]}
+                ]
+            }
+        )
+    )
+    coordinator = LiveCoordinator(
+        tmp_path / "coordinator", settings_overrides={"catalog": catalog, "placement_grace": 300}
+    )
+    coordinator.start()
+    yield coordinator
+    coordinator.stop()
+
+
+def run_agent(coordinator: LiveCoordinator, state_dir: Path, runtime: RecordingRuntime) -> Any:
+    agent = Agent(
+        AgentConfig(coordinator_url=coordinator.url, name="docker-box", max_retry_delay=0.5),
+        identities=IdentityStore(state_dir, FileCredentialStore(state_dir / "credentials.json")),
+        probe=StaticProbe(WorkerCapabilities(cpu_cores=4, ram=8 * GIB, docker=DOCKER)),
+        load_sampler=lambda: 0.1,
+        containers=runtime,  # type: ignore[arg-type]
+    )
+    return AgentThread(agent).start()
+
+
+def test_adopts_with_the_assignments_and_reports_the_containers(
+    placing_coordinator: LiveCoordinator, tmp_path: Path
+) -> None:
+    runtime = RecordingRuntime()
+    runner = run_agent(placing_coordinator, tmp_path / "state", runtime)
+    try:
+        wait_until(lambda: runtime.seen("reconcile"), 10, "a reconcile pass")
+        # Adoption waits for the first registration, so a restart keeps running containers.
+        assert runtime.seen("adopt") == [["web"]]
+        wait_until(
+            lambda: (
+                [c["state"] for c in placing_coordinator.workers()[0]["containers"]] == ["running"]
+            ),
+            10,
+            "the container report to reach the coordinator",
+        )
+    finally:
+        assert runner.stop() == EXIT_OK
+    assert runtime.calls[-1] == ("stop_all", [])
+
+
+def test_pause_stops_the_containers_but_never_retires_them(
+    placing_coordinator: LiveCoordinator, tmp_path: Path
+) -> None:
+    runtime = RecordingRuntime()
+    runner = run_agent(placing_coordinator, tmp_path / "state", runtime)
+    try:
+        wait_until(lambda: runtime.seen("reconcile"), 10, "a reconcile pass")
+        runner.agent.set_paused(True)
+        wait_until(lambda: runtime.seen("stop_all"), 5, "the containers to stop on pause")
+        # reconcile([]) would remove the services' data volumes; a pause must not.
+        assert [] not in runtime.seen("reconcile")
+        runner.agent.set_paused(False)
+        calls_before = len(runtime.seen("reconcile"))
+        # Within the grace period the assignment stayed, so resuming brings it straight back.
+        wait_until(
+            lambda: ["web"] in runtime.seen("reconcile")[calls_before:], 5, "web back on resume"
+        )
+    finally:
+        runner.stop()
+
+
+def test_a_failing_engine_neither_stops_the_agent_nor_leaves_containers(
+    placing_coordinator: LiveCoordinator, tmp_path: Path
+) -> None:
+    runtime = RecordingRuntime(fail_reconcile=True)
+    runner = run_agent(placing_coordinator, tmp_path / "state", runtime)
+    wait_until(lambda: len(runtime.seen("reconcile")) >= 3, 15, "the loop to keep trying")
+    assert runner.agent.status.phase == "contributing"
+    assert runner.stop() == EXIT_OK
+    assert runtime.calls[-1] == ("stop_all", [])
