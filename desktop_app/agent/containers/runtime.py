@@ -316,6 +316,9 @@ class ContainerRuntime:
                 if containers:
                     with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
                         list(pool.map(self._remove_quietly, containers))
+            except DockerUnavailable:
+                # A Docker that is not running runs no containers either.
+                logger.info("Docker is not running, so none of the pool's containers are.")
             except ContainerRuntimeError as exc:
                 logger.warning("Could not stop the service containers: %s", exc.message)
         self._publish()
