@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -40,7 +40,7 @@ from desktop_app.agent.containers import (
 )
 from shared import ServiceAssignment
 from tests.fixtures.container_images import IMAGE_PORT, serve_registry
-from tests.fixtures.docker_engine import PrivateDockerd
+from tests.fixtures.docker_engine import running_dockerd
 
 AGENT_IDLE_INTERVAL = 2.0  # AgentConfig.reconcile_interval's default
 TIMEOUT_S = 120.0
@@ -99,22 +99,12 @@ def agent_runtime(runtime: ContainerRuntime, assignment: ServiceAssignment) -> f
     return elapsed
 
 
-@contextlib.contextmanager
-def private_engine() -> Iterator[PrivateDockerd]:
-    daemon = PrivateDockerd()
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds per case (5)")
     args = parser.parse_args()
     results: dict[str, list[float]] = {}
-    with private_engine() as daemon, serve_registry(daemon.engine) as registry:
+    with running_dockerd() as daemon, serve_registry(daemon.engine) as registry:
         client = daemon.engine.client()
         runtime = ContainerRuntime(
             DockerGateway(environ={"DOCKER_HOST": daemon.engine.host}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -57,20 +58,13 @@ class AdminService:
         Placement follows at once: a drained worker's services are held for the grace
         period and then move; an undrained one can take services again.
         """
-        with Session(self._engine) as session, session.begin():
-            row = self._row(session, worker_id)
-            changed = row.drained != drained
-            row.drained = drained
-            name = row.name
-        if changed:
-            log.info(
-                "Worker %s (%s) %s by an admin",
-                worker_id,
-                name,
-                "drained" if drained else "undrained",
-            )
-        self._placement.run_after("a drain" if drained else "an undrain")
-        return self.get_worker(worker_id)
+        return self._set_flag(
+            worker_id,
+            "drained",
+            drained,
+            done="drained" if drained else "undrained",
+            event="a drain" if drained else "an undrain",
+        )
 
     def set_trusted(self, worker_id: str, *, trusted: bool) -> WorkerView:
         """Trust (or stop trusting) a worker with services that handle personal data.
@@ -78,19 +72,32 @@ class AdminService:
         Placement follows at once: a newly trusted worker can take sensitive services; an
         untrusted one loses them without a grace period.
         """
+        return self._set_flag(
+            worker_id,
+            "trusted",
+            trusted,
+            done="marked trusted" if trusted else "no longer trusted",
+            event="a trust change",
+        )
+
+    def _set_flag(
+        self,
+        worker_id: str,
+        flag: Literal["drained", "trusted"],
+        value: bool,
+        *,
+        done: str,
+        event: str,
+    ) -> WorkerView:
+        """Set an admin's flag on a worker, log a change, and let placement follow."""
         with Session(self._engine) as session, session.begin():
             row = self._row(session, worker_id)
-            changed = row.trusted != trusted
-            row.trusted = trusted
+            changed = getattr(row, flag) != value
+            setattr(row, flag, value)
             name = row.name
         if changed:
-            log.info(
-                "Worker %s (%s) %s by an admin",
-                worker_id,
-                name,
-                "marked trusted" if trusted else "no longer trusted",
-            )
-        self._placement.run_after("a trust change")
+            log.info("Worker %s (%s) %s by an admin", worker_id, name, done)
+        self._placement.run_after(event)
         return self.get_worker(worker_id)
 
     def stats(self) -> PoolStats:

@@ -17,6 +17,7 @@ import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
 
+from desktop_app.agent.errors import AgentError
 from desktop_app.agent.files import atomic_write_text, set_aside
 
 logger = logging.getLogger(__name__)
@@ -28,24 +29,8 @@ CREDENTIALS_FILE_NAME = "credentials.json"
 """The fallback file's name inside the state folder."""
 
 
-class CredentialStoreError(Exception):
-    """A secret could not be read or saved.
-
-    Attributes:
-        title: A short heading for people.
-        message: A plain sentence saying what went wrong and what to do.
-    """
-
-    def __init__(self, title: str, message: str) -> None:
-        """Create the error.
-
-        Args:
-            title: A short heading for people.
-            message: A plain sentence saying what went wrong and what to do.
-        """
-        super().__init__(f"{title}: {message}")
-        self.title = title
-        self.message = message
+class CredentialStoreError(AgentError):
+    """A secret could not be read or saved."""
 
 
 class CredentialStore(Protocol):

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
+from desktop_app.agent.errors import AgentError
 from shared import DockerInfo
 
 _GB = 1000**3
 
 
-class ContainerRuntimeError(Exception):
-    """Something stopped a service container from running.
-
-    Attributes:
-        title: A short heading for people.
-        message: A plain sentence saying what went wrong and what to do.
-    """
-
-    def __init__(self, title: str, message: str) -> None:
-        """Create the error.
-
-        Args:
-            title: A short heading for people.
-            message: A plain sentence saying what went wrong and what to do.
-        """
-        super().__init__(f"{title}: {message}")
-        self.title = title
-        self.message = message
+class ContainerRuntimeError(AgentError):
+    """Something stopped a service container from running."""
 
 
 class DockerUnavailable(ContainerRuntimeError):
