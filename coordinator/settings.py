@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
 
 import platformdirs
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.units import parse_bytes
-
-GIB = 1024**3
+from shared.tiers import TierRules
 
 _WEAK_SECRETS = {"changeme", "change-me", "admin", "secret", "password", "token", "test"}
 MIN_SECRET_LENGTH = 16
-
-
-def _strict_bytes(value: Any) -> int:
-    size = parse_bytes(value)
-    if size is None:
-        raise ValueError(f"{value!r} is not a size; write bytes or e.g. '8GiB'")
-    return size
-
-
-StrictByteSize = Annotated[int, BeforeValidator(_strict_bytes)]
-
-
-class TierRules(BaseModel):
-    """The minimums for each tier; a worker gets the best tier it meets."""
-
-    tier1_min_gpu_memory: StrictByteSize = 8 * GIB
-    """Tier 1 (GPU worker): one NVIDIA or AMD GPU with at least this much memory."""
-    tier2_min_cpu_cores: int = Field(default=2, ge=1)
-    """Tier 2 (service worker): at least this many logical CPU cores ..."""
-    tier2_min_ram: StrictByteSize = 4 * GIB
-    """... and at least this much RAM."""
-    tier3_min_ram: StrictByteSize = 2 * GIB
-    """Tier 3 (data worker): at least this much RAM. Below it, registration is refused."""
 
 
 class CoordinatorSettings(BaseSettings):
