@@ -5,15 +5,19 @@ from __future__ import annotations
 import sys
 
 
-def main() -> int:
-    """Say plainly that the tray app is not built yet, and what to use meanwhile."""
-    print(
-        "The RMA Compute tray app is not built yet. Meanwhile, run the headless worker:\n"
-        "    rma-worker --coordinator https://your-coordinator\n"
-        "(rma-worker --help lists its options.)",
-        file=sys.stderr,
-    )
-    return 1
+def main(argv: list[str] | None = None) -> int:
+    """Start the tray app (see :mod:`desktop_app.ui.app`)."""
+    try:
+        from desktop_app.ui.app import main as run_app
+    except ImportError as exc:  # installed without the desktop extra
+        print(
+            f"The RMA Compute tray app needs PySide6 ({exc}). Install it with:\n"
+            "    pip install 'rma-compute-pool[desktop]'\n"
+            "or run the headless worker instead: rma-worker --help",
+            file=sys.stderr,
+        )
+        return 1
+    return run_app(argv)
 
 
 if __name__ == "__main__":

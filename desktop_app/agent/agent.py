@@ -35,6 +35,7 @@ from shared import (
     PROTOCOL_VERSION,
     TIER_NAMES,
     ContainerReport,
+    DockerInfo,
     HeartbeatRequest,
     RegisterRequest,
     Schedulability,
@@ -96,6 +97,8 @@ class AgentStatus:
     capabilities: WorkerCapabilities | None = None
     containers: tuple[ContainerReport, ...] = ()
     """The pool's containers on this machine and how each is doing."""
+    docker: DockerInfo | None = None
+    """Docker's status as the container runtime last saw it (None before its first look)."""
 
 
 class Agent:
@@ -303,7 +306,8 @@ class Agent:
         self._apply_assignments(response.assigned_containers)
         tier_name = TIER_NAMES.get(response.tier, f"tier {response.tier}")
         self._publish(
-            AgentStatus(
+            replace(
+                self._status,
                 phase="contributing",
                 message=f"Connected to the pool as a tier {response.tier} {tier_name} "
                 f"({response.tier_reason}).",
@@ -420,8 +424,9 @@ class Agent:
         for service in before.keys() - {report.service for report in reports}:
             log.info("Service %s: removed from this computer.", service)
         self._reports = reports
-        if tuple(reports) != self._status.containers:
-            self._publish(replace(self._status, containers=tuple(reports)))
+        docker = self._containers.docker if self._containers is not None else None
+        if tuple(reports) != self._status.containers or docker != self._status.docker:
+            self._publish(replace(self._status, containers=tuple(reports), docker=docker))
 
     async def _recover_identity(self, refusal: CoordinatorRefused) -> float:
         """Decide what a refusal means for who we are; return the delay before trying again."""

@@ -6,13 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import logging.handlers
 import os
 import signal
 import sys
 from pathlib import Path
-
-import psutil
 
 from desktop_app import __version__
 from desktop_app.agent.agent import Agent, AgentConfig
@@ -24,7 +21,9 @@ from desktop_app.agent.containers import (
 )
 from desktop_app.agent.credentials import default_credential_store
 from desktop_app.agent.hardware import CapabilityProbe
+from desktop_app.agent.hardware.host import cpu_load
 from desktop_app.agent.identity import IdentityStore, load_or_create_installation_id
+from desktop_app.agent.logs import configure_logging
 from desktop_app.agent.paths import AppPaths
 from shared.units import parse_bytes
 
@@ -94,29 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str, log_dir: Path | None) -> None:
-    """Log to stderr and, when there is a log folder, to a rotating file in it."""
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_dir is not None:
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                log_dir / LOG_FILE, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
-            )
-        )
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-    )
-    # httpx logs every request at INFO; a heartbeat every 30 s would drown what matters.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def cpu_load() -> float:
-    """The machine's CPU use since the last call, as a fraction of all cores."""
-    return psutil.cpu_percent(interval=None) / 100.0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until SIGTERM or Ctrl-C; then leave the pool and exit 0."""
     parser = build_parser()
@@ -131,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = AppPaths.under(args.state_dir) if args.state_dir else AppPaths.for_user()
     probe = CapabilityProbe()
     if args.test_capabilities:
-        configure_logging("WARNING", None)
+        configure_logging("WARNING", None, LOG_FILE)
         report = probe.probe(paths.state_dir if paths.state_dir.exists() else Path.home())
         print(report.capabilities.model_dump_json(indent=2))
         for note in report.notes:
@@ -139,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     paths.ensure()
-    configure_logging(args.log_level, paths.log_dir)
+    configure_logging(args.log_level, paths.log_dir, LOG_FILE)
     credentials = default_credential_store(paths.state_dir, prefer=args.credential_store)
     log.info("rma-worker %s; worker token kept in %s", __version__, credentials.description)
     agent = Agent(

@@ -19,13 +19,17 @@ from .gateway import ContainerInfo, DockerGateway
 from .progress import PullProgress, PullProgressTracker
 from .runtime import ContainerRuntime, ReportsListener, RuntimeConfig
 from .security import ContainerSpec, ResourceLimits, container_spec
+from .stats import ContainerDetails, ContainerSample, CpuMeter, cpu_percent, memory_used_bytes
 
 __all__ = [
     "CapabilityRefused",
+    "ContainerDetails",
     "ContainerInfo",
     "ContainerRuntime",
     "ContainerRuntimeError",
+    "ContainerSample",
     "ContainerSpec",
+    "CpuMeter",
     "DockerGateway",
     "DockerOperationFailed",
     "DockerUnavailable",
@@ -40,4 +44,6 @@ __all__ = [
     "ResourceLimits",
     "RuntimeConfig",
     "container_spec",
+    "cpu_percent",
+    "memory_used_bytes",
 ]

@@ -15,8 +15,10 @@ import os
 import platform
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from .errors import (
     PullFailed,
 )
 from .progress import PullProgress, PullProgressTracker
+from .stats import ContainerSample, parse_docker_time, sample_from_stats
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,9 @@ _NOT_FOUND_PHRASES = (
     "pull access denied",
     "name unknown",
 )
+
+_ONE_SHOT_API = "1.41"
+"""The first engine API version that reads stats once instead of waiting two cycles."""
 
 _UNREACHABLE = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 """What the SDK raises when it cannot talk to the engine (``APIError``, a subclass of
@@ -80,6 +86,8 @@ class ContainerInfo:
     """The image's own HEALTHCHECK status, when it has one."""
     host_ports: Mapping[int, int] = field(default_factory=dict)
     """Container TCP port → host port, for ports published on 127.0.0.1."""
+    started_at: datetime | None = None
+    """When it last started (aware, UTC), or None when it never did."""
 
 
 def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
@@ -111,6 +119,7 @@ def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
         finished_at=finished if finished and not finished.startswith("0001") else None,
         health=str(health_status) if health_status else None,
         host_ports=host_ports,
+        started_at=parse_docker_time(state.get("StartedAt")),
     )
 
 
@@ -411,6 +420,73 @@ class DockerGateway:
                 f"inspect the container {container_id[:12]}", _explanation(exc)
             ) from exc
         return _container_info(attrs)
+
+    def container_stats(self, container_id: str) -> ContainerSample | None:
+        """Read the container's CPU and memory counters once.
+
+        On an engine older than API 1.41 (Docker 20.10) the engine cannot read just once
+        and takes about 2 s to answer (it waits for two of its 1 s collection cycles).
+
+        Returns:
+            The sample, or None when the container is gone or not running.
+
+        Raises:
+            DockerUnavailable: The engine cannot be reached.
+            DockerOperationFailed: Docker refused.
+        """
+        try:
+            with self._engine() as client:
+                api = client.api
+                if docker.utils.version_lt(api.api_version, _ONE_SHOT_API):
+                    raw = api.stats(container_id, stream=False)
+                else:
+                    raw = api.stats(container_id, stream=False, one_shot=True)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # removal in progress
+                return None
+            raise DockerOperationFailed(
+                f"read the usage of the container {container_id[:12]}", _explanation(exc)
+            ) from exc
+        if not isinstance(raw, Mapping):
+            return None
+        return sample_from_stats(raw, time.monotonic())
+
+    def container_logs(self, container_id: str, tail: int) -> str | None:
+        """The last ``tail`` lines the container wrote (stdout and stderr, interleaved).
+
+        Args:
+            container_id: The container.
+            tail: How many lines from the end.
+
+        Returns:
+            The text (bytes that are not UTF-8 replaced), or None when the container is
+            gone.
+
+        Raises:
+            DockerUnavailable: The engine cannot be reached.
+            DockerOperationFailed: Docker refused (e.g. a log driver that keeps no log).
+        """
+        try:
+            with self._engine() as client:
+                raw = client.api.logs(
+                    container_id,
+                    stdout=True,
+                    stderr=True,
+                    stream=False,
+                    timestamps=False,
+                    tail=max(0, tail),
+                )
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise DockerOperationFailed(
+                f"read the log of the container {container_id[:12]}", _explanation(exc)
+            ) from exc
+        if isinstance(raw, bytes):
+            return raw.decode("utf-8", errors="replace")
+        return str(raw)
 
     def stop_container(self, container_id: str, timeout_s: float) -> None:
         """Stop gracefully: SIGTERM (or the image's stop signal), SIGKILL after ``timeout_s``.

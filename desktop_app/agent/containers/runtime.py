@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 
@@ -42,6 +43,7 @@ from .security import (
     container_spec,
     owner_labels,
 )
+from .stats import ContainerDetails, CpuMeter
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +122,16 @@ class _Slot:
     last_exit_code: int | None = None
 
 
+@dataclass(frozen=True)
+class _Usage:
+    """What one look at a running container found (all None when nothing could be had)."""
+
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    started_at: datetime | None = None
+
+
 def _truncate(message: str) -> str:
     return message if len(message) <= _MESSAGE_LIMIT else message[: _MESSAGE_LIMIT - 1] + "…"
 
@@ -174,6 +186,8 @@ class ContainerRuntime:
         self._work = threading.Event()
         self._listeners: list[ReportsListener] = []
         self._published: list[ContainerReport] = []
+        self._meters: dict[str, CpuMeter] = {}  # by container id, for details()
+        self._meters_lock = threading.Lock()
 
     # -- observing ---------------------------------------------------------------------------
 
@@ -213,6 +227,96 @@ class ContainerRuntime:
             if slot is None or slot.host_port is None or not slot.container_up:
                 return None
             return f"http://127.0.0.1:{slot.host_port}"
+
+    def details(self) -> list[ContainerDetails]:
+        """Every desired service with its container's CPU, memory and start time now.
+
+        Blocks on Docker (two short requests per running container), so call it from a
+        worker thread; safe alongside :meth:`reconcile` on another thread. The CPU figure
+        is the use since the previous call (None on the first call for a container), so
+        call it at a steady pace, e.g. every 2 s. Never raises for Docker: when the engine
+        cannot be reached, or a container went away meanwhile, its figures are None.
+
+        Returns:
+            One entry per desired service, in the order of :attr:`reports`.
+        """
+        with self._state_lock:
+            reports = self._build_reports()
+            running = {
+                service: slot.container_id
+                for service, slot in self._slots.items()
+                if slot.container_up and slot.container_id is not None
+            }
+        details = []
+        reachable = True
+        for report in reports:
+            container_id = running.get(report.service)
+            usage = _Usage()
+            if container_id is not None and reachable:
+                try:
+                    usage = self._usage(container_id)
+                except DockerUnavailable:
+                    reachable = False  # the others cannot be read either
+                except ContainerRuntimeError as exc:
+                    logger.debug("%s: could not read its usage: %s", report.service, exc.message)
+            details.append(
+                ContainerDetails(
+                    service=report.service,
+                    image=report.image,
+                    state=report.state,
+                    cpu_percent=usage.cpu_percent,
+                    memory_bytes=usage.memory_bytes,
+                    memory_limit_bytes=usage.memory_limit_bytes,
+                    started_at=usage.started_at,
+                )
+            )
+        with self._meters_lock:
+            for container_id in list(self._meters):
+                if container_id not in running.values():
+                    del self._meters[container_id]
+        return details
+
+    def logs(self, service: str, tail: int = 200) -> str:
+        """The last ``tail`` lines ``service``'s container wrote (stdout and stderr).
+
+        The container's log survives its exit, so a crashed service's last words show too.
+        Blocks on Docker: call it from a worker thread. Never raises for Docker: when the
+        log cannot be read, the text is a plain sentence saying why.
+
+        Args:
+            service: A desired service's name.
+            tail: How many lines from the end.
+        """
+        with self._state_lock:
+            slot = self._slots.get(service)
+            container_id = slot.container_id if slot is not None else None
+        if slot is None:
+            return f"The service {service} is not assigned to this computer."
+        none_yet = f"No container is running for {service} yet."
+        if container_id is None:
+            return none_yet
+        try:
+            text = self._gateway.container_logs(container_id, tail)
+        except ContainerRuntimeError as exc:
+            return exc.message
+        return none_yet if text is None else text
+
+    def _usage(self, container_id: str) -> _Usage:
+        """Look at one container now: its start time from inspect, its counters from stats."""
+        info = self._gateway.inspect_container(container_id)
+        if info is None or info.status != "running":
+            return _Usage()
+        sample = self._gateway.container_stats(container_id)
+        if sample is None:
+            return _Usage(started_at=info.started_at)
+        with self._meters_lock:
+            meter = self._meters.setdefault(container_id, CpuMeter())
+        return _Usage(
+            cpu_percent=meter.update(sample),
+            memory_bytes=sample.memory_bytes,
+            memory_limit_bytes=sample.memory_limit_bytes,
+            started_at=info.started_at,
+        )
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for a download to finish; True if one did.

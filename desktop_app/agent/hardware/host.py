@@ -159,3 +159,8 @@ class HostProbe:
             os_version=platform.release(),
             arch=platform.machine(),
         )
+
+
+def cpu_load() -> float:
+    """The machine's CPU use since the last call, as a fraction of all cores."""
+    return psutil.cpu_percent(interval=None) / 100.0

@@ -1,0 +1,473 @@
+"""The tray app's engine: the volunteer's settings, the agent on its own thread, and snoozes.
+
+:class:`Contribution` is the one object the tray app drives. It never imports Qt and none of
+its public methods blocks on Docker, NVML or HTTP (those run on the agent's thread), except
+the ones documented as blocking (:meth:`Contribution.probe_hardware`,
+:meth:`Contribution.container_details`, :meth:`Contribution.container_logs`), which the UI
+calls from a worker thread. Observers get a :class:`Snapshot` whenever anything they show
+changes, on whichever thread made the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from desktop_app.agent.agent import EXIT_REFUSED, Agent, AgentConfig, AgentStatus
+from desktop_app.agent.containers import (
+    ContainerDetails,
+    ContainerRuntime,
+    DockerGateway,
+    RuntimeConfig,
+)
+from desktop_app.agent.credentials import CredentialStore, FileCredentialStore
+from desktop_app.agent.hardware import ProbeReport
+from desktop_app.agent.hardware.host import cpu_load
+from desktop_app.agent.identity import IdentityStore, load_or_create_installation_id
+from desktop_app.agent.paths import AppPaths
+from desktop_app.agent.presentation import Situation, describe_situation
+from desktop_app.agent.settings import SettingsStore, VolunteerSettings
+from shared import WorkerCapabilities
+
+log = logging.getLogger(__name__)
+
+HARDWARE_MAX_AGE = 60.0
+"""Seconds a hardware probe is reused (the first-run check and joining share one)."""
+SNOOZE_RECHECK = 60.0
+"""Longest sleep of the snooze timer: a suspended laptop wakes up to the right state."""
+CRASH_RESTART_DELAY = 10.0
+"""Wait before starting the agent again after it stopped by itself (a bug, logged)."""
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the tray and the window show, at one moment."""
+
+    settings: VolunteerSettings
+    status: AgentStatus | None
+    """The agent's latest status; None before it first ran."""
+    situation: Situation
+    hardware: WorkerCapabilities | None
+    """The last hardware probe (also done before joining)."""
+    notice: str | None
+    """Something the window should say until dismissed (corrupt settings, save failure)."""
+    paused: bool = False
+    """The volunteer paused or snoozed contribution."""
+    paused_until: datetime | None = None
+    """The end of a snooze (None for a pause until resumed)."""
+    stopping: bool = False
+
+
+SnapshotListener = Callable[[Snapshot], None]
+ProbeFunction = Callable[[Path], ProbeReport]
+"""Probes the hardware; the argument is the folder whose disk's free space counts."""
+
+
+class Contribution:
+    """Settings, agent and snooze for one volunteer. Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        paths: AppPaths,
+        store: SettingsStore,
+        settings: VolunteerSettings,
+        credentials: CredentialStore,
+        probe: ProbeFunction,
+        gateway_factory: Callable[[], DockerGateway] = DockerGateway,
+        notice: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        agent_config: Callable[[AgentConfig], AgentConfig] | None = None,
+    ) -> None:
+        """Create it; nothing starts until :meth:`start` (or :meth:`join`).
+
+        Args:
+            paths: Where the agent keeps its files.
+            store: Where the settings are saved.
+            settings: The settings loaded from ``store``.
+            credentials: Where the worker token is kept.
+            probe: The hardware probe.
+            gateway_factory: Builds the Docker adapter for each agent run.
+            notice: A sentence from loading the settings, shown until dismissed.
+            environ: The environment for presets (``RMA_COORDINATOR_URL``); os.environ by default.
+            clock: The current time (tests inject one).
+            agent_config: Adjusts the agent's configuration (tests shorten its timings).
+        """
+        self._paths = paths
+        self._store = store
+        self._settings = settings
+        self._credentials = credentials
+        self._probe = probe
+        self._gateway_factory = gateway_factory
+        self._notice = notice
+        self._environ = environ if environ is not None else os.environ
+        self._clock = clock
+        self._adjust_config = agent_config
+        self._lock = threading.RLock()
+        self._listeners: list[SnapshotListener] = []
+        self._agent: Agent | None = None
+        self._runtime: ContainerRuntime | None = None
+        self._thread: threading.Thread | None = None
+        self._status: AgentStatus | None = None
+        self._hardware: tuple[float, ProbeReport] | None = None
+        self._probe_lock = threading.Lock()
+        self._snooze_timer: threading.Timer | None = None
+        self._restart_after_stop = False
+        self._stopping = False
+        self._shut_down = False
+        self._on_stopped: list[Callable[[], None]] = []
+        self._saver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="settings")
+
+    # -- observing -------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> VolunteerSettings:
+        """The settings in effect."""
+        return self._settings
+
+    @property
+    def settings_path(self) -> Path:
+        """Where the settings are saved."""
+        return self._store.path
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the app's logs are."""
+        return self._paths.log_dir
+
+    @property
+    def credentials_note(self) -> str:
+        """Where the worker's secret is kept, and a warning when it is only a private file."""
+        if isinstance(self._credentials, FileCredentialStore):
+            return (
+                "No system keyring was found, so this computer's pool key is kept in a file "
+                f"only you can read: {self._credentials.path}"
+            )
+        return f"This computer's pool key is kept in {self._credentials.description}."
+
+    @property
+    def running(self) -> bool:
+        """Whether an agent is running (joined and not quit)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def coordinator_url(self) -> str:
+        """The pool address in effect."""
+        return self._settings.coordinator(self._environ)
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot."""
+        with self._lock:
+            hardware = self._hardware[1].capabilities if self._hardware else None
+            status = self._status
+            if hardware is None and status is not None:
+                hardware = status.capabilities
+            now = self._clock()
+            paused, until = self._settings.paused_until(now)
+            return Snapshot(
+                settings=self._settings,
+                status=status,
+                situation=describe_situation(status, self._settings, now, stopping=self._stopping),
+                hardware=hardware,
+                notice=self._notice,
+                paused=paused,
+                paused_until=until,
+                stopping=self._stopping,
+            )
+
+    def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
+        """Call ``listener`` with each new snapshot (on any thread); returns unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _publish(self) -> None:
+        snapshot = self.snapshot()
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(snapshot)
+            except Exception:  # a broken observer must not break contribution
+                log.exception("A snapshot listener failed")
+
+    def dismiss_notice(self) -> None:
+        """The volunteer read the notice."""
+        with self._lock:
+            self._notice = None
+        self._publish()
+
+    # -- the volunteer's choices -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start contributing as the settings say (only once the volunteer has joined)."""
+        with self._lock:
+            if not self._settings.joined or self._shut_down:
+                return
+            self._arm_snooze_timer()
+            if self.running:
+                if self._stopping:
+                    self._restart_after_stop = True
+                return
+            self._start_agent()
+        self._publish()
+
+    def join(self, settings: VolunteerSettings) -> None:
+        """The volunteer agreed in the first-run check: save and start contributing."""
+        self._change(settings.model_copy(update={"joined": True}))
+        self.start()
+
+    def set_contributing(self, on: bool) -> None:
+        """The big switch: on resumes (and ends a snooze), off pauses until switched on."""
+        self._change(self._settings.model_copy(update={"contributing": on, "snoozed_until": None}))
+
+    def snooze(self, until: datetime) -> None:
+        """Pause until ``until`` (aware), then contribute again by itself."""
+        if until.tzinfo is None:
+            raise ValueError("a snooze needs an aware time")
+        self._change(
+            self._settings.model_copy(update={"contributing": True, "snoozed_until": until})
+        )
+
+    def resume(self) -> None:
+        """End a pause or a snooze now."""
+        self.set_contributing(True)
+
+    def update_settings(self, settings: VolunteerSettings) -> None:
+        """Use new settings from the Settings tab; restarts the agent only when it must."""
+        self._change(settings)
+
+    def _change(self, new: VolunteerSettings) -> None:
+        with self._lock:
+            old, self._settings = self._settings, new
+            self._save(new)
+            self._arm_snooze_timer()
+            agent, runtime = self._agent, self._runtime
+            if agent is not None and self.running and not self._stopping:
+                if self._needs_restart(old, new):
+                    log.info("Settings changed; reconnecting to the pool with the new settings.")
+                    self._restart_after_stop = True
+                    self._stopping_agent(agent)
+                else:
+                    limits = new.resource_limits(os.cpu_count())
+                    if runtime is not None and limits != old.resource_limits(os.cpu_count()):
+                        runtime.set_limits(limits)
+                    agent.set_paused(new.paused_until(self._clock())[0])
+        self._publish()
+
+    def _needs_restart(self, old: VolunteerSettings, new: VolunteerSettings) -> bool:
+        return (
+            old.coordinator(self._environ) != new.coordinator(self._environ)
+            or old.gpu_enabled != new.gpu_enabled
+            or old.enrollment_token != new.enrollment_token
+        )
+
+    def _save(self, settings: VolunteerSettings) -> None:
+        def write() -> None:
+            try:
+                self._store.save(settings)
+            except OSError as exc:
+                log.warning("Could not save the settings: %s", exc)
+                with self._lock:
+                    self._notice = (
+                        f"Your settings could not be saved ({exc}); they apply until the app "
+                        "closes."
+                    )
+                self._publish()
+
+        try:
+            self._saver.submit(write)
+        except RuntimeError:  # shut down: save on this thread rather than lose the choice
+            write()
+
+    # -- snoozes ---------------------------------------------------------------------------
+
+    def _arm_snooze_timer(self) -> None:
+        with self._lock:
+            if self._snooze_timer is not None:
+                self._snooze_timer.cancel()
+                self._snooze_timer = None
+            until = self._settings.snoozed_until
+            if until is None or self._shut_down:
+                return
+            remaining = (until - self._clock()).total_seconds()
+            timer = threading.Timer(max(0.0, min(remaining, SNOOZE_RECHECK)), self._check_snooze)
+            timer.daemon = True
+            timer.name = "snooze"
+            self._snooze_timer = timer
+            timer.start()
+
+    def _check_snooze(self) -> None:
+        with self._lock:
+            until = self._settings.snoozed_until
+            if until is None:
+                return
+            if until > self._clock():
+                self._arm_snooze_timer()
+                return
+        log.info("The snooze is over; contributing again.")
+        self._change(self._settings.model_copy(update={"snoozed_until": None}))
+
+    # -- the agent's thread ------------------------------------------------------------------
+
+    def _start_agent(self) -> None:
+        settings = self._settings
+        runtime = ContainerRuntime(
+            self._gateway_factory(),
+            RuntimeConfig(
+                worker=load_or_create_installation_id(self._paths.state_dir),
+                limits=settings.resource_limits(os.cpu_count()),
+            ),
+        )
+        config = AgentConfig(
+            coordinator_url=settings.coordinator(self._environ),
+            enrollment_token=settings.enrollment_token
+            or self._environ.get("RMA_ENROLLMENT_TOKEN")
+            or None,
+        )
+        if self._adjust_config is not None:
+            config = self._adjust_config(config)
+        gpu_enabled = settings.gpu_enabled
+        agent = Agent(
+            config,
+            identities=IdentityStore(self._paths.state_dir, self._credentials),
+            probe=lambda: self._probe_for_agent(gpu_enabled),
+            load_sampler=cpu_load,
+            containers=runtime,
+        )
+        agent.set_paused(settings.paused_until(self._clock())[0])
+        agent.subscribe(lambda status: self._take_status(agent, status))
+        self._agent, self._runtime = agent, runtime
+        self._status = None
+        thread = threading.Thread(target=self._run_agent, args=(agent,), name="agent", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _run_agent(self, agent: Agent) -> None:
+        try:
+            exit_code = asyncio.run(agent.run())
+        except Exception:
+            log.exception("The agent stopped unexpectedly")
+            exit_code = -1
+        with self._lock:
+            stopped_on_purpose = self._stopping
+            self._stopping = False
+            self._agent = None
+            self._runtime = None
+            callbacks, self._on_stopped = self._on_stopped, []
+            restart = self._restart_after_stop and not self._shut_down
+            self._restart_after_stop = False
+        if not stopped_on_purpose and exit_code not in (0, EXIT_REFUSED) and not self._shut_down:
+            log.warning("Starting the agent again in %.0f s.", CRASH_RESTART_DELAY)
+            timer = threading.Timer(CRASH_RESTART_DELAY, self.start)
+            timer.daemon = True
+            timer.start()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("A stop callback failed")
+        if restart:
+            self.start()
+        else:
+            self._publish()
+
+    def _take_status(self, agent: Agent, status: AgentStatus) -> None:
+        with self._lock:
+            if agent is not self._agent:
+                return
+            self._status = status
+        self._publish()
+
+    def _stopping_agent(self, agent: Agent) -> None:
+        self._stopping = True
+        agent.stop()
+
+    def _probe_for_agent(self, gpu_enabled: bool) -> ProbeReport:
+        report = self.probe_hardware()
+        if gpu_enabled or not report.capabilities.gpus:
+            return report
+        # The volunteer switched the GPU off: the pool must not plan GPU work here.
+        capabilities = report.capabilities.model_copy(update={"gpus": []})
+        return replace(report, capabilities=capabilities)
+
+    # -- blocking helpers for the UI's worker threads ----------------------------------------
+
+    def probe_hardware(self, *, fresh: bool = False) -> ProbeReport:
+        """Probe the hardware (or reuse a probe under a minute old). Blocking."""
+        with self._probe_lock:
+            cached = self._hardware
+            if not fresh and cached is not None and time.monotonic() - cached[0] < HARDWARE_MAX_AGE:
+                return cached[1]
+            self._paths.ensure()
+            report = self._probe(self._paths.state_dir)
+            with self._lock:
+                self._hardware = (time.monotonic(), report)
+        self._publish()
+        return report
+
+    def container_details(self) -> list[ContainerDetails]:
+        """CPU, memory and uptime of the pool's containers here. Blocking (Docker)."""
+        runtime = self._runtime
+        return runtime.details() if runtime is not None else []
+
+    def container_logs(self, service: str, tail: int = 200) -> str:
+        """The last lines of a service's log. Blocking (Docker)."""
+        runtime = self._runtime
+        if runtime is None:
+            return "Nothing runs for the pool on this computer right now."
+        return runtime.logs(service, tail=tail)
+
+    # -- quitting ------------------------------------------------------------------------------
+
+    def shutdown(self, on_done: Callable[[], None]) -> None:
+        """Stop the containers and leave the pool, then call ``on_done`` (on any thread).
+
+        Returns at once; the containers stop on the agent's thread.
+        """
+        with self._lock:
+            self._shut_down = True
+            if self._snooze_timer is not None:
+                self._snooze_timer.cancel()
+            agent = self._agent
+            if agent is None or not self.running:
+                self._saver.shutdown(wait=False)
+                on_done_now = True
+            else:
+                self._on_stopped.append(on_done)
+                self._restart_after_stop = False
+                self._stopping_agent(agent)
+                on_done_now = False
+        self._publish()
+        if on_done_now:
+            on_done()
+        else:
+            self._saver.shutdown(wait=False)
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait for the agent's thread to end (tests, and the app's last resort). Blocking."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()

@@ -1,0 +1,36 @@
+"""Logging for the agent's programs: stderr, and a rotating file in the platform's log folder."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+MAX_LOG_BYTES = 1_000_000
+LOG_BACKUPS = 5
+
+
+def configure_logging(level: str, log_dir: Path | None, file_name: str) -> Path | None:
+    """Log to stderr and, when there is a log folder, to ``log_dir/file_name`` (rotated).
+
+    Returns:
+        The log file, or None when logging to stderr only.
+    """
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    path = None
+    if log_dir is not None:
+        path = log_dir / file_name
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                path, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+            )
+        )
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    # httpx logs every request at INFO; a heartbeat every 30 s would drown what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return path

@@ -1,0 +1,1 @@
+"""The tray app's Qt views: a thin layer over the engine (``Contribution``)."""

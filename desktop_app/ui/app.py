@@ -1,0 +1,331 @@
+"""``rma-desktop``: builds the engine and the views, wires them, and runs Qt's event loop."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from datetime import datetime
+
+from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
+
+from desktop_app import __version__
+from desktop_app.agent.contribution import Contribution, Snapshot, utc_now
+from desktop_app.agent.credentials import default_credential_store
+from desktop_app.agent.hardware import CapabilityProbe
+from desktop_app.agent.logs import configure_logging
+from desktop_app.agent.paths import AppPaths
+from desktop_app.agent.presentation import NotificationGate, docker_fix
+from desktop_app.agent.settings import SettingsStore, VolunteerSettings
+from desktop_app.ui.bridge import ContributionBridge
+from desktop_app.ui.containers import ContainersPage
+from desktop_app.ui.first_run import FirstRunPage
+from desktop_app.ui.icons import icon
+from desktop_app.ui.main_window import TAB_NAMES, MainWindow
+from desktop_app.ui.overview import OverviewPage
+from desktop_app.ui.settings_page import SettingsPage
+from desktop_app.ui.single_instance import SingleInstance, instance_name, send_to_running
+from desktop_app.ui.tasks import BackgroundTasks
+from desktop_app.ui.tray import TrayController, snooze_ends
+
+log = logging.getLogger("rma-desktop")
+
+LOG_FILE = "rma-desktop.log"
+QUIT_DEADLINE_MS = 60_000
+"""Quit anyway if stopping the containers takes longer than this (it is logged)."""
+
+
+class DesktopApp(QObject):
+    """The tray app: one engine, one tray icon, one window."""
+
+    finished = Signal()
+    """Contribution stopped after Quit; the event loop may end."""
+
+    def __init__(
+        self,
+        contribution: Contribution,
+        *,
+        tray_available: bool,
+        clock: Callable[[], datetime] = utc_now,
+        open_url: Callable[[QUrl], object] = QDesktopServices.openUrl,
+    ) -> None:
+        super().__init__()
+        self.contribution = contribution
+        self.tray_available = tray_available
+        self._clock = clock
+        self._open_url = open_url
+        self.bridge = ContributionBridge(contribution, self)
+        self.tasks = BackgroundTasks(self)
+        self.gate = NotificationGate()
+        self._quitting = False
+        self._probing = False
+        cores = os.cpu_count()
+        self.window = MainWindow(
+            first_run=FirstRunPage(cores, contribution.coordinator_url()),
+            overview=OverviewPage(cores),
+            containers=ContainersPage(contribution, self.tasks),
+            settings=SettingsPage(
+                cores,
+                contribution.coordinator_url(),
+                contribution.credentials_note,
+                str(contribution.settings_path),
+            ),
+            tray_available=tray_available,
+        )
+        self.tray = TrayController(self)
+        self._wire()
+
+    def _wire(self) -> None:
+        contribution, window, tray = self.contribution, self.window, self.tray
+        self.bridge.changed.connect(self._show)
+        self.bridge.stopped.connect(self._stopped)
+        tray.pause_requested.connect(lambda: contribution.set_contributing(False))
+        tray.resume_requested.connect(contribution.resume)
+        tray.snooze_requested.connect(
+            lambda choice: contribution.snooze(snooze_ends(choice, self._clock()))
+        )
+        tray.open_requested.connect(window.bring_forward)
+        tray.open_logs_requested.connect(self.open_logs)
+        tray.quit_requested.connect(self.quit)
+        window.quit_requested.connect(self.quit)
+        window.notice.dismissed.connect(contribution.dismiss_notice)
+        window.header.action_requested.connect(self._act)
+        window.overview.contribution_switched.connect(contribution.set_contributing)
+        window.first_run.join_requested.connect(self._join)
+        window.first_run.check_again.connect(lambda: self.probe_hardware(fresh=True))
+        window.first_run.not_now.connect(self._not_now)
+        window.settings.saved.connect(contribution.update_settings)
+        window.settings.open_logs.connect(self.open_logs)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self, *, show_window: bool = False, tab: str | None = None) -> None:
+        """Show the tray icon (and the window when it is needed), then start contributing."""
+        snapshot = self.contribution.snapshot()
+        self._show(snapshot)
+        if self.tray_available:
+            self.tray.show()
+        if show_window or not snapshot.settings.joined or not self.tray_available:
+            if tab:
+                self.window.show_tab(tab)
+            else:
+                self.window.bring_forward()
+        self.probe_hardware()
+        self.contribution.start()
+
+    def probe_hardware(self, *, fresh: bool = False) -> None:
+        """Probe Docker and the hardware on a worker thread; the snapshot shows the result."""
+        if self._probing:
+            return
+        self._probing = True
+
+        def done(_result: object) -> None:
+            self._probing = False
+
+        self.tasks.run(lambda: self.contribution.probe_hardware(fresh=fresh), done, done)
+
+    def quit(self) -> None:
+        """Stop the containers and leave the pool, then end (see :attr:`finished`)."""
+        if self._quitting:
+            return
+        self._quitting = True
+        log.info("Quitting: stopping the pool's containers first.")
+        QTimer.singleShot(QUIT_DEADLINE_MS, self._quit_anyway)
+        self.bridge.shutdown()
+
+    def _quit_anyway(self) -> None:
+        log.error(
+            "Stopping the containers took over %d s; closing anyway.", QUIT_DEADLINE_MS // 1000
+        )
+        self._stopped()
+
+    def _stopped(self) -> None:
+        self.tray.hide()
+        self.window.hide()
+        self.finished.emit()
+
+    def handle_message(self, message: str) -> None:
+        """A second launch asked for something (``show`` or ``show:<tab>``)."""
+        command, _, argument = message.partition(":")
+        if command == "show":
+            if argument in TAB_NAMES:
+                self.window.show_tab(argument)
+            else:
+                self.window.bring_forward()
+
+    # -- following the engine -----------------------------------------------------------------
+
+    def _show(self, snapshot: Snapshot) -> None:
+        self.window.show_snapshot(snapshot)
+        self.tray.show_snapshot(snapshot)
+        notice = self.gate.consider(snapshot.situation, self._clock())
+        if (
+            notice is not None
+            and snapshot.settings.notifications
+            and not self.window.isActiveWindow()
+        ):
+            self.tray.notify(notice)
+
+    # -- the volunteer's choices -----------------------------------------------------------
+
+    def _join(self, settings: VolunteerSettings) -> None:
+        log.info("The volunteer joined the pool.")
+        self.contribution.join(settings)
+        self.window.show_tab("overview")
+
+    def _not_now(self) -> None:
+        if self.tray_available:
+            self.window.hide()
+        else:
+            self.window.showMinimized()
+
+    def _act(self, action: str) -> None:
+        if action == "resume":
+            self.contribution.resume()
+        elif action == "open_settings":
+            self.window.show_tab("settings")
+        elif action == "open_containers":
+            self.window.show_tab("containers")
+        elif action == "join":
+            self.window.bring_forward()
+        elif action == "docker_help":
+            snapshot = self.contribution.snapshot()
+            docker = snapshot.status.docker if snapshot.status else None
+            if docker is None and snapshot.hardware is not None:
+                docker = snapshot.hardware.docker
+            box = QMessageBox(
+                QMessageBox.Icon.Information,
+                "Docker",
+                docker_fix(docker),
+                QMessageBox.StandardButton.Ok,
+                self.window,
+            )
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+            self.probe_hardware(fresh=True)
+
+    def open_logs(self) -> None:
+        """Open the log folder in the file manager."""
+        self._open_url(QUrl.fromLocalFile(str(self.contribution.log_dir)))
+
+
+# -- the program ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="rma-desktop",
+        description="The RMA Compute tray app: contribute this computer's spare power.",
+    )
+    parser.add_argument(
+        "--show",
+        nargs="?",
+        const="overview",
+        choices=TAB_NAMES,
+        help="open the window (at this tab); with the app already running, bring it forward",
+    )
+    parser.add_argument(
+        "--credential-store",
+        choices=["auto", "keyring", "file"],
+        default="auto",
+        help="where this computer's pool key is kept (auto: the OS keyring when there is one)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("RMA_LOG_LEVEL", "INFO"))
+    parser.add_argument("--version", action="version", version=f"rma-desktop {__version__}")
+    return parser
+
+
+def _quit_on_signals(app: QApplication, desktop: DesktopApp) -> Callable[[], None]:
+    """SIGTERM and SIGINT quit cleanly; woken through a socket, so nothing polls."""
+    if os.name != "posix":
+        return lambda: None
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno())
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+
+    def woken() -> None:
+        with contextlib.suppress(OSError):
+            reader.recv(64)
+        desktop.quit()
+
+    notifier.activated.connect(woken)
+    previous = {
+        signum: signal.signal(signum, lambda *_: None) for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+
+    def restore() -> None:
+        signal.set_wakeup_fd(previous_fd)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        notifier.setEnabled(False)
+        reader.close()
+        writer.close()
+
+    return restore
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the tray app until Quit (or SIGTERM); a second launch brings the first forward."""
+    args = build_parser().parse_args(argv)
+    paths = AppPaths.for_user()
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("rma-desktop")
+    app.setApplicationDisplayName("RMA Compute")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("rma-desktop")
+    app.setQuitOnLastWindowClosed(False)
+    app.setWindowIcon(icon("app"))
+
+    name = instance_name(str(paths.config_dir))
+    request = f"show:{args.show}" if args.show else "show"
+    if send_to_running(name, request):
+        print("RMA Compute is already running; its window was brought forward.")
+        return 0
+    instance = SingleInstance(name)
+    instance.listen()
+
+    paths.ensure()
+    log_file = configure_logging(args.log_level, paths.log_dir, LOG_FILE)
+    loaded = SettingsStore(paths.config_dir).load()
+    credentials = default_credential_store(paths.state_dir, prefer=args.credential_store)
+    log.info("rma-desktop %s; logging to %s", __version__, log_file)
+    if loaded.notice:
+        log.warning("%s", loaded.notice)
+    probe = CapabilityProbe()
+    contribution = Contribution(
+        paths=paths,
+        store=SettingsStore(paths.config_dir),
+        settings=loaded.settings,
+        credentials=credentials,
+        probe=probe.probe,
+        notice=loaded.notice,
+    )
+    tray_available = QSystemTrayIcon.isSystemTrayAvailable()
+    if not tray_available:
+        log.warning("No system tray on this desktop; showing the window instead.")
+    desktop = DesktopApp(contribution, tray_available=tray_available)
+    instance.message.connect(desktop.handle_message)
+    desktop.finished.connect(app.quit)
+    restore_signals = _quit_on_signals(app, desktop)
+    desktop.start(show_window=args.show is not None, tab=args.show)
+    try:
+        return app.exec()
+    finally:
+        restore_signals()
+        instance.close()
+        log.info("RMA Compute closed.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
