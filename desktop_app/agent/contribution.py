@@ -374,6 +374,8 @@ class Contribution:
             self._stopping = False
             self._agent = None
             self._runtime = None
+            if self._thread is threading.current_thread():
+                self._thread = None  # so start() below begins a new one
             callbacks, self._on_stopped = self._on_stopped, []
             restart = self._restart_after_stop and not self._shut_down
             self._restart_after_stop = False
@@ -464,10 +466,3 @@ class Contribution:
         else:
             self._saver.shutdown(wait=False)
 
-    def wait_stopped(self, timeout: float) -> bool:
-        """Wait for the agent's thread to end (tests, and the app's last resort). Blocking."""
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
