@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     if send_to_running(name, request):
         print("RMA Compute is already running; its window was brought forward.")
         return 0
-    instance = SingleInstance(name)
+    # Parented to the app: it must outlive every connection it accepts.
+    instance = SingleInstance(name, app)
     instance.listen()
 
     paths.ensure()

@@ -45,7 +45,11 @@ def send_to_running(name: str, message: str) -> bool:
 
 
 class SingleInstance(QObject):
-    """The first instance's listener; :attr:`message` carries what a later launch asked."""
+    """The first instance's listener; :attr:`message` carries what a later launch asked.
+
+    Give it a parent that lives as long as the app: the connections it accepts are its
+    children, and destroying it under a connection still being read crashes Qt.
+    """
 
     message = Signal(str)
 
