@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.coordinator",
     "tests.fixtures.container_images",
     "tests.fixtures.postgres",
+    "tests.fixtures.x_desktop",
 ]
 
 _forbidden_skips: list[str] = []

@@ -465,4 +465,3 @@ class Contribution:
             on_done()
         else:
             self._saver.shutdown(wait=False)
-

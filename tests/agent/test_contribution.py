@@ -54,7 +54,12 @@ def fast(config: AgentConfig) -> AgentConfig:
     return replace(config, max_retry_delay=0.5, unregister_timeout=2.0, reconcile_interval=0.2)
 
 
-def make(tmp_path: Path, coordinator: LiveCoordinator, settings: VolunteerSettings) -> Contribution:
+def make(
+    tmp_path: Path,
+    coordinator: LiveCoordinator,
+    settings: VolunteerSettings,
+    notice: str | None = None,
+) -> Contribution:
     paths = AppPaths.under(tmp_path / "app").ensure()
     return Contribution(
         paths=paths,
@@ -65,6 +70,7 @@ def make(tmp_path: Path, coordinator: LiveCoordinator, settings: VolunteerSettin
         gateway_factory=lambda: DockerGateway(environ=NO_DOCKER, timeout_s=2),
         environ={"RMA_COORDINATOR_URL": coordinator.url},
         agent_config=fast,
+        notice=notice,
     )
 
 
