@@ -76,6 +76,13 @@ ProbeFunction = Callable[[Path], ProbeReport]
 """Probes the hardware; the argument is the folder whose disk's free space counts."""
 
 
+def _summary(capabilities: WorkerCapabilities) -> str:
+    docker = capabilities.docker
+    docker_words = "Docker running" if docker and docker.usable else "Docker not usable"
+    gpus = ", ".join(gpu.name for gpu in capabilities.gpus) or "no GPU"
+    return f"{capabilities.cpu_cores} cores, {gpus}, {docker_words}"
+
+
 class Contribution:
     """Settings, agent and snooze for one volunteer. Thread-safe."""
 
@@ -423,6 +430,7 @@ class Contribution:
                 return cached[1]
             self._paths.ensure()
             report = self._probe(self._paths.state_dir)
+            log.info("Checked this computer: %s", _summary(report.capabilities))
             with self._lock:
                 self._hardware = (time.monotonic(), report)
         self._publish()

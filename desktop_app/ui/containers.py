@@ -163,10 +163,11 @@ class ContainersPage(QWidget):
             state.setToolTip(describe_container(report))
             self._show_figures(row, report.service)
             self._show_progress(row, report)
-        if selected is not None:
-            selected_row = self.row_of(selected)
-            if selected_row is not None:
-                self.table.selectRow(selected_row)
+        selected_row = self.row_of(selected) if selected is not None else None
+        if selected_row is None and self._reports:
+            selected_row = 0  # show a log straight away rather than an empty pane
+        if selected_row is not None:
+            self.table.selectRow(selected_row)
 
     def _set(self, row: int, column: int, text: str) -> QTableWidgetItem:
         item = self.table.item(row, column)
