@@ -47,6 +47,15 @@ sample and the summary. Absolute figures depend on the machine and Qt build; com
 subjects from the same run.
 
     .venv/bin/python bench/tray_footprint.py [--seconds 60] [--subject NAME=COMMAND ...]
+
+``--with-pool`` does all of that for ``rma-desktop`` itself: it starts a private Docker
+engine, a loopback registry holding a small HTTP service image, and an ``rma-coordinator``
+whose catalogue assigns that service to every worker, then measures two more subjects:
+``rma-desktop contributing`` (joined; the service's container runs) and ``rma-desktop
+paused`` (joined, contribution switched off: registered, no container). Run as root (the
+private dockerd)::
+
+    .venv/bin/python bench/tray_footprint.py --with-pool --seconds 60 --settle 10
 """
 
 from __future__ import annotations
@@ -54,12 +63,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import shlex
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,6 +350,90 @@ def parse_subjects(args: argparse.Namespace) -> list[Subject]:
     return subjects
 
 
+@contextlib.contextmanager
+def pool_subjects(root: Path) -> Iterator[list[Subject]]:
+    """A real pool for rma-desktop: private dockerd, loopback registry, a coordinator."""
+    import secrets
+    import subprocess
+
+    import httpx
+
+    from tests.fixtures.container_images import serve_registry
+    from tests.fixtures.coordinator import free_port
+    from tests.fixtures.docker_engine import running_dockerd
+
+    root.mkdir(parents=True)
+    with running_dockerd() as daemon, serve_registry(daemon.engine) as registry:
+        catalog = root / "catalog.json"
+        service = {
+            "name": "web",
+            "image": registry.image,
+            "port": 8080,
+            "tiers": [1, 2, 3],
+            "health_path": "/health",
+            "description": "A small web service.",
+        }
+        catalog.write_text(json.dumps({"services": [service]}))
+        port = free_port()
+        coordinator_log = (root / "coordinator.log").open("wb")
+        coordinator = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("rma-coordinator")),
+                "--port",
+                str(port),
+                "--data-dir",
+                str(root / "coordinator"),
+                "--catalog",
+                str(catalog),
+            ],
+            env={**os.environ, "RMA_ADMIN_TOKEN": secrets.token_urlsafe(24)},
+            stdout=coordinator_log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                return httpx.get(url + "/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            wait_until(answers, 30, "the coordinator")
+            subjects = []
+            for name, settings in (
+                ("rma-desktop contributing", {"joined": True}),
+                ("rma-desktop paused", {"joined": True, "contributing": False}),
+            ):
+                home = root / name.replace(" ", "-")
+                config = home / "config" / "RMA Compute"
+                config.mkdir(parents=True)
+                (config / "settings.json").write_text(json.dumps(settings))
+                subjects.append(
+                    Subject(
+                        name,
+                        [
+                            str(Path(sys.executable).with_name("rma-desktop")),
+                            "--credential-store",
+                            "file",
+                        ],
+                        wm_class="rma-desktop",
+                        env={
+                            "XDG_CONFIG_HOME": str(home / "config"),
+                            "XDG_STATE_HOME": str(home / "state"),
+                            "XDG_CACHE_HOME": str(home / "cache"),
+                            "RMA_COORDINATOR_URL": url,
+                            "DOCKER_HOST": daemon.engine.host,
+                        },
+                    )
+                )
+            yield subjects
+        finally:
+            coordinator.terminate()
+            coordinator.wait(30)
+            coordinator_log.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -370,6 +465,12 @@ def main() -> int:
         metavar="NAME:KEY=VALUE",
         help="an environment variable for one subject; repeatable",
     )
+    parser.add_argument(
+        "--with-pool",
+        action="store_true",
+        help="also measure rma-desktop contributing and paused, against a real coordinator "
+        "and Docker engine started by the bench",
+    )
     parser.add_argument("--json", type=Path, help="write samples and summaries here")
     parser.add_argument("--keep-logs", type=Path, help="keep the subjects' logs in this folder")
     args = parser.parse_args()
@@ -378,9 +479,11 @@ def main() -> int:
     subjects = parse_subjects(args)
 
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="rma-tray-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rma-tray-") as tmp, contextlib.ExitStack() as stack:
         log_dir = args.keep_logs or Path(tmp) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        if args.with_pool:
+            subjects += stack.enter_context(pool_subjects(Path(tmp) / "pool"))
         try:
             with running_x_desktop(Path(tmp) / "desktop") as desktop:
                 print(f"desktop {desktop.display} ({SCREEN}, trayer); logs in {log_dir}")

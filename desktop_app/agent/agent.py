@@ -82,7 +82,13 @@ class AgentConfig:
     unregister_timeout: float = 5.0
     """How long leaving the pool may take on stop before the agent gives up and exits."""
     reconcile_interval: float = 2.0
-    """Seconds between checks of the containers when nothing prompts one sooner."""
+    """Seconds between checks of the containers while something is wrong (restarting,
+    failing) and nothing prompts one sooner."""
+    settled_interval: float = 10.0
+    """Seconds between checks once every container runs and answers: each check costs the
+    volunteer CPU, and a crash is still noticed within this time."""
+    paused_interval: float = 60.0
+    """Seconds between re-checks that nothing runs while the volunteer has paused."""
 
 
 @dataclass(frozen=True)
@@ -400,10 +406,11 @@ class Agent:
                 if self._containers_wanted():
                     reports = await asyncio.to_thread(runtime.reconcile, list(self._assignments))
                     self._take_reports(reports)
-                    delay = next_reconcile_delay(reports, delay)
+                    delay = next_reconcile_delay(reports, delay, self._config.settled_interval)
                 else:
                     await asyncio.to_thread(runtime.stop_all)
                     self._take_reports([])
+                    delay = self._config.paused_interval
             except Exception:  # Docker failures are reported; this keeps the loop alive
                 log.exception("Checking the pool's containers failed; trying again shortly")
             # Wake for the next pass after the delay, when the assignments change, or when
@@ -414,6 +421,11 @@ class Agent:
                 await asyncio.wait({work, wake}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 wake.cancel()
+                if not work.done():
+                    # Release the waiting thread now: with long waits, abandoned ones would
+                    # fill asyncio's small thread pool and stall the next pass.
+                    runtime.wake()
+                    await work
 
     def _take_reports(self, reports: list[ContainerReport]) -> None:
         before = {report.service: report for report in self._reports}
@@ -479,17 +491,26 @@ class Agent:
 
 TRANSITION_RECHECK = 0.25
 """Seconds between container checks while one is starting: it runs as soon as it answers."""
+PULL_RECHECK = 1.0
+"""Seconds between checks while downloading, so the progress people see moves."""
 
 
-def next_reconcile_delay(reports: list[ContainerReport], idle_interval: float) -> float:
+def next_reconcile_delay(
+    reports: list[ContainerReport], idle_interval: float, settled_interval: float | None = None
+) -> float:
     """How long to wait before the next container check.
 
     Short while a container is starting (so the volunteer and the pool see it running as
-    soon as its health check answers), the normal interval once everything has settled.
-    Downloads wake the loop by themselves.
+    soon as its health check answers) or downloading (so its progress moves); long once
+    every container runs; the normal interval otherwise (restarts, errors). Downloads
+    wake the loop by themselves when they finish.
     """
     if any(report.state == "starting" for report in reports):
         return min(TRANSITION_RECHECK, idle_interval)
+    if any(report.state == "pulling" for report in reports):
+        return min(PULL_RECHECK, idle_interval)
+    if settled_interval is not None and all(report.state == "running" for report in reports):
+        return max(settled_interval, idle_interval)
     return idle_interval
 
 

@@ -66,8 +66,25 @@ class DesktopApp(QObject):
         self.gate = NotificationGate()
         self._quitting = False
         self._probing = False
+        self._window: MainWindow | None = None
+        self.tray = TrayController(self)
+        self._wire_tray()
+
+    @property
+    def window(self) -> MainWindow:
+        """The main window, built the first time it is needed.
+
+        A volunteer who leaves the app in the tray never pays for the window's widgets.
+        """
+        if self._window is None:
+            self._window = self._build_window()
+            self._window.show_snapshot(self.contribution.snapshot())
+        return self._window
+
+    def _build_window(self) -> MainWindow:
+        contribution = self.contribution
         cores = os.cpu_count()
-        self.window = MainWindow(
+        window = MainWindow(
             first_run=FirstRunPage(cores, contribution.coordinator_url()),
             overview=OverviewPage(cores),
             containers=ContainersPage(contribution, self.tasks),
@@ -77,23 +94,8 @@ class DesktopApp(QObject):
                 contribution.credentials_note,
                 str(contribution.settings_path),
             ),
-            tray_available=tray_available,
+            tray_available=self.tray_available,
         )
-        self.tray = TrayController(self)
-        self._wire()
-
-    def _wire(self) -> None:
-        contribution, window, tray = self.contribution, self.window, self.tray
-        self.bridge.changed.connect(self._show)
-        self.bridge.stopped.connect(self._stopped)
-        tray.pause_requested.connect(lambda: contribution.set_contributing(False))
-        tray.resume_requested.connect(contribution.resume)
-        tray.snooze_requested.connect(
-            lambda choice: contribution.snooze(snooze_ends(choice, self._clock()))
-        )
-        tray.open_requested.connect(window.bring_forward)
-        tray.open_logs_requested.connect(self.open_logs)
-        tray.quit_requested.connect(self.quit)
         window.quit_requested.connect(self.quit)
         window.notice.dismissed.connect(contribution.dismiss_notice)
         window.header.action_requested.connect(self._act)
@@ -103,6 +105,20 @@ class DesktopApp(QObject):
         window.first_run.not_now.connect(self._not_now)
         window.settings.saved.connect(contribution.update_settings)
         window.settings.open_logs.connect(self.open_logs)
+        return window
+
+    def _wire_tray(self) -> None:
+        contribution, tray = self.contribution, self.tray
+        self.bridge.changed.connect(self._show)
+        self.bridge.stopped.connect(self._stopped)
+        tray.pause_requested.connect(lambda: contribution.set_contributing(False))
+        tray.resume_requested.connect(contribution.resume)
+        tray.snooze_requested.connect(
+            lambda choice: contribution.snooze(snooze_ends(choice, self._clock()))
+        )
+        tray.open_requested.connect(lambda: self.window.bring_forward())
+        tray.open_logs_requested.connect(self.open_logs)
+        tray.quit_requested.connect(self.quit)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -148,7 +164,8 @@ class DesktopApp(QObject):
 
     def _stopped(self) -> None:
         self.tray.hide()
-        self.window.hide()
+        if self._window is not None:
+            self._window.hide()
         self.finished.emit()
 
     def handle_message(self, message: str) -> None:
@@ -163,14 +180,12 @@ class DesktopApp(QObject):
     # -- following the engine -----------------------------------------------------------------
 
     def _show(self, snapshot: Snapshot) -> None:
-        self.window.show_snapshot(snapshot)
+        if self._window is not None:
+            self._window.show_snapshot(snapshot)
         self.tray.show_snapshot(snapshot)
         notice = self.gate.consider(snapshot.situation, self._clock())
-        if (
-            notice is not None
-            and snapshot.settings.notifications
-            and not self.window.isActiveWindow()
-        ):
+        looking = self._window is not None and self._window.isActiveWindow()
+        if notice is not None and snapshot.settings.notifications and not looking:
             self.tray.notify(notice)
 
     # -- the volunteer's choices -----------------------------------------------------------

@@ -287,3 +287,17 @@ def test_a_locked_keyring_does_not_stop_contribution(
         assert status.worker_id == live_coordinator.workers()[0]["worker_id"]
     finally:
         assert runner.stop() == EXIT_OK
+
+
+def test_container_checks_slow_down_once_everything_runs() -> None:
+    from desktop_app.agent.agent import next_reconcile_delay
+    from shared import ContainerReport
+
+    def report(state: str) -> ContainerReport:
+        return ContainerReport.model_validate({"service": state, "image": "x:1", "state": state})
+
+    assert next_reconcile_delay([report("starting"), report("running")], 2.0, 10.0) == 0.25
+    assert next_reconcile_delay([report("pulling")], 2.0, 10.0) == 1.0
+    assert next_reconcile_delay([report("running"), report("running")], 2.0, 10.0) == 10.0
+    assert next_reconcile_delay([report("running"), report("exited")], 2.0, 10.0) == 2.0
+    assert next_reconcile_delay([report("running")], 2.0) == 2.0

@@ -51,6 +51,9 @@ class RecordingRuntime:
         time.sleep(min(timeout_s, 0.05))
         return False
 
+    def wake(self) -> None:
+        pass  # wait_for_work returns within 50 ms anyway
+
     def seen(self, name: str) -> list[list[str]]:
         with self._lock:
             return [desired for call, desired in self.calls if call == name]

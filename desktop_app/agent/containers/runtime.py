@@ -141,11 +141,22 @@ def _seconds(delay: float) -> str:
     return f"{delay:.1f} s" if delay < 10 else f"{delay:.0f} s"
 
 
+_health_client: httpx.Client | None = None
+_health_client_lock = threading.Lock()
+
+
 def _http_health(url: str, timeout_s: float) -> bool:
+    # One client for every check: building one loads TLS certificates (~15 ms of CPU),
+    # which every few seconds was most of the tray app's idle CPU use.
+    global _health_client
+    with _health_client_lock:
+        if _health_client is None:
+            # trust_env=False: a proxy from the environment must not stand between the
+            # agent and a container on loopback.
+            _health_client = httpx.Client(trust_env=False)
+        client = _health_client
     try:
-        # trust_env=False: a proxy from the environment must not stand between the agent
-        # and a container on loopback.
-        response = httpx.get(url, timeout=timeout_s, trust_env=False)
+        response = client.get(url, timeout=timeout_s)
     except httpx.HTTPError:
         return False
     return response.is_success
@@ -342,6 +353,10 @@ class ContainerRuntime:
         woke = self._work.wait(timeout_s)
         self._work.clear()
         return woke
+
+    def wake(self) -> None:
+        """End a :meth:`wait_for_work` early (its caller has another reason to go on)."""
+        self._work.set()
 
     def set_limits(self, limits: ResourceLimits) -> None:
         """Use new resource limits; the next pass recreates containers created with others."""
