@@ -240,7 +240,8 @@ class Agent:
             self._loop = None
             if self._http is None:
                 await http.aclose()
-            self._publish(replace(self._status, phase="stopped", message="Stopped."))
+            if self._status.phase != "refused":  # keep the reason the pool gave
+                self._publish(replace(self._status, phase="stopped", message="Stopped."))
 
     def _load_identity(self, coordinator_url: str) -> WorkerIdentity | None:
         try:

@@ -69,6 +69,10 @@ class Snapshot:
     paused_until: datetime | None = None
     """The end of a snooze (None for a pause until resumed)."""
     stopping: bool = False
+    """The app is quitting: the containers are being stopped."""
+    sequence: int = 0
+    """Increases with every snapshot; a view drops one older than what it shows (snapshots
+    are made on several threads and may arrive out of order)."""
 
 
 SnapshotListener = Callable[[Snapshot], None]
@@ -136,6 +140,7 @@ class Contribution:
         self._restart_after_stop = False
         self._stopping = False
         self._shut_down = False
+        self._sequence = 0
         self._on_stopped: list[Callable[[], None]] = []
         self._saver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="settings")
 
@@ -176,6 +181,10 @@ class Contribution:
         """The pool address in effect."""
         return self._settings.coordinator(self._environ)
 
+    def preset_coordinator_url(self) -> str:
+        """The pool address used when the volunteer gives none (preset, else default)."""
+        return VolunteerSettings().coordinator(self._environ)
+
     def snapshot(self) -> Snapshot:
         """The current snapshot."""
         with self._lock:
@@ -185,15 +194,18 @@ class Contribution:
                 hardware = status.capabilities
             now = self._clock()
             paused, until = self._settings.paused_until(now)
+            quitting = self._shut_down and self.running
+            self._sequence += 1
             return Snapshot(
                 settings=self._settings,
                 status=status,
-                situation=describe_situation(status, self._settings, now, stopping=self._stopping),
+                situation=describe_situation(status, self._settings, now, stopping=quitting),
                 hardware=hardware,
                 notice=self._notice,
                 paused=paused,
                 paused_until=until,
-                stopping=self._stopping,
+                stopping=quitting,
+                sequence=self._sequence,
             )
 
     def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
@@ -241,19 +253,19 @@ class Contribution:
 
     def join(self, settings: VolunteerSettings) -> None:
         """The volunteer agreed in the first-run check: save and start contributing."""
-        self._change(settings.model_copy(update={"joined": True}))
+        self._change(lambda _: settings.model_copy(update={"joined": True}))
         self.start()
 
     def set_contributing(self, on: bool) -> None:
         """The big switch: on resumes (and ends a snooze), off pauses until switched on."""
-        self._change(self._settings.model_copy(update={"contributing": on, "snoozed_until": None}))
+        self._change(lambda old: old.model_copy(update={"contributing": on, "snoozed_until": None}))
 
     def snooze(self, until: datetime) -> None:
         """Pause until ``until`` (aware), then contribute again by itself."""
         if until.tzinfo is None:
             raise ValueError("a snooze needs an aware time")
         self._change(
-            self._settings.model_copy(update={"contributing": True, "snoozed_until": until})
+            lambda old: old.model_copy(update={"contributing": True, "snoozed_until": until})
         )
 
     def resume(self) -> None:
@@ -261,12 +273,23 @@ class Contribution:
         self.set_contributing(True)
 
     def update_settings(self, settings: VolunteerSettings) -> None:
-        """Use new settings from the Settings tab; restarts the agent only when it must."""
-        self._change(settings)
+        """Use new settings from the Settings tab; restarts the agent only when it must.
 
-    def _change(self, new: VolunteerSettings) -> None:
+        The pause and snooze in effect are kept: the tray may have changed them while the
+        volunteer was editing.
+        """
+        kept = ("joined", "contributing", "snoozed_until")
+        self._change(
+            lambda old: settings.model_copy(update={name: getattr(old, name) for name in kept})
+        )
+
+    def _change(self, update: Callable[[VolunteerSettings], VolunteerSettings]) -> None:
+        """Apply ``update`` to the settings in effect, under the lock (no lost choices)."""
+        start = False
         with self._lock:
-            old, self._settings = self._settings, new
+            old = self._settings
+            new = update(old)
+            self._settings = new
             self._save(new)
             self._arm_snooze_timer()
             agent, runtime = self._agent, self._runtime
@@ -280,6 +303,10 @@ class Contribution:
                     if runtime is not None and limits != old.resource_limits(os.cpu_count()):
                         runtime.set_limits(limits)
                     agent.set_paused(new.paused_until(self._clock())[0])
+            # An agent the pool refused has stopped; a change may be the fix, so try again.
+            start = new.joined and not self.running and not self._shut_down and old != new
+        if start:
+            self.start()
         self._publish()
 
     def _needs_restart(self, old: VolunteerSettings, new: VolunteerSettings) -> bool:
@@ -302,10 +329,8 @@ class Contribution:
                     )
                 self._publish()
 
-        try:
-            self._saver.submit(write)
-        except RuntimeError:  # shut down: save on this thread rather than lose the choice
-            write()
+        # One writer thread, in order: a later choice is never overwritten by an earlier one.
+        self._saver.submit(write)
 
     # -- snoozes ---------------------------------------------------------------------------
 
@@ -329,11 +354,14 @@ class Contribution:
             until = self._settings.snoozed_until
             if until is None:
                 return
-            if until > self._clock():
+            still_snoozed = until > self._clock()
+            if still_snoozed:
                 self._arm_snooze_timer()
-                return
+        if still_snoozed:
+            self._publish()  # "until tomorrow 08:00" becomes "until 08:00" at midnight
+            return
         log.info("The snooze is over; contributing again.")
-        self._change(self._settings.model_copy(update={"snoozed_until": None}))
+        self._change(lambda old: old.model_copy(update={"snoozed_until": None}))
 
     # -- the agent's thread ------------------------------------------------------------------
 
@@ -461,7 +489,6 @@ class Contribution:
                 self._snooze_timer.cancel()
             agent = self._agent
             if agent is None or not self.running:
-                self._saver.shutdown(wait=False)
                 on_done_now = True
             else:
                 self._on_stopped.append(on_done)
@@ -471,5 +498,3 @@ class Contribution:
         self._publish()
         if on_done_now:
             on_done()
-        else:
-            self._saver.shutdown(wait=False)

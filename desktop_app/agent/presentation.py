@@ -214,10 +214,23 @@ class NotificationGate:
         self._last_kind: Kind | None = None
         self._sent: dict[tuple[Kind, str], datetime] = {}
 
-    def consider(self, situation: Situation, now: datetime) -> Notice | None:
-        """Return the notice for ``situation``, if it deserves one."""
+    def consider(
+        self, situation: Situation, now: datetime, *, by_volunteer: bool = False
+    ) -> Notice | None:
+        """Return the notice for ``situation``, if it deserves one.
+
+        Args:
+            situation: The new situation.
+            now: The time.
+            by_volunteer: The volunteer just caused this change (Pause, Resume, Snooze):
+                they know, so only a problem is announced.
+        """
+        if situation.kind == "waiting":
+            return None  # connecting or starting: not news, and not a change of kind
         previous, self._last_kind = self._last_kind, situation.kind
-        if previous is None or situation.kind in (previous, "waiting"):
+        if situation.kind == previous:
+            return None
+        if situation.kind != "attention" and (previous is None or by_volunteer):
             return None
         if situation.kind == "contributing":
             notice = Notice("Contributing to the pool", situation.reason, "contributing")

@@ -9,10 +9,11 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 
-from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QLockFile, QObject, QSocketNotifier, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
@@ -38,6 +39,11 @@ from desktop_app.ui.tray import TrayController, snooze_ends
 log = logging.getLogger("rma-desktop")
 
 LOG_FILE = "rma-desktop.log"
+LOCK_WAIT_MS = 200
+HANDOVER_ATTEMPTS = 20
+HANDOVER_RETRY_S = 0.25
+VOLUNTEER_ACTION_WINDOW_S = 3.0
+"""Changes within this long after the volunteer's own click are theirs: not announced."""
 QUIT_DEADLINE_MS = 60_000
 """Quit anyway if stopping the containers takes longer than this (it is logged)."""
 
@@ -66,6 +72,9 @@ class DesktopApp(QObject):
         self.gate = NotificationGate()
         self._quitting = False
         self._probing = False
+        self._shown_sequence = -1
+        self._volunteer_acted = 0.0
+        self.volunteer_action_window_s = VOLUNTEER_ACTION_WINDOW_S
         self._window: MainWindow | None = None
         self.tray = TrayController(self)
         self._wire_tray()
@@ -90,7 +99,7 @@ class DesktopApp(QObject):
             containers=ContainersPage(contribution, self.tasks),
             settings=SettingsPage(
                 cores,
-                contribution.coordinator_url(),
+                contribution.preset_coordinator_url(),
                 contribution.credentials_note,
                 str(contribution.settings_path),
             ),
@@ -99,7 +108,9 @@ class DesktopApp(QObject):
         window.quit_requested.connect(self.quit)
         window.notice.dismissed.connect(contribution.dismiss_notice)
         window.header.action_requested.connect(self._act)
-        window.overview.contribution_switched.connect(contribution.set_contributing)
+        window.overview.contribution_switched.connect(
+            lambda on: self._acted(contribution.set_contributing, on)
+        )
         window.first_run.join_requested.connect(self._join)
         window.first_run.check_again.connect(lambda: self.probe_hardware(fresh=True))
         window.first_run.not_now.connect(self._not_now)
@@ -111,10 +122,10 @@ class DesktopApp(QObject):
         contribution, tray = self.contribution, self.tray
         self.bridge.changed.connect(self._show)
         self.bridge.stopped.connect(self._stopped)
-        tray.pause_requested.connect(lambda: contribution.set_contributing(False))
-        tray.resume_requested.connect(contribution.resume)
+        tray.pause_requested.connect(lambda: self._acted(contribution.set_contributing, False))
+        tray.resume_requested.connect(lambda: self._acted(contribution.resume))
         tray.snooze_requested.connect(
-            lambda choice: contribution.snooze(snooze_ends(choice, self._clock()))
+            lambda choice: self._acted(contribution.snooze, snooze_ends(choice, self._clock()))
         )
         tray.open_requested.connect(lambda: self.window.bring_forward())
         tray.open_logs_requested.connect(self.open_logs)
@@ -163,6 +174,7 @@ class DesktopApp(QObject):
         self._stopped()
 
     def _stopped(self) -> None:
+        self.bridge.detach()
         self.tray.hide()
         if self._window is not None:
             self._window.hide()
@@ -179,11 +191,20 @@ class DesktopApp(QObject):
 
     # -- following the engine -----------------------------------------------------------------
 
+    def _acted(self, action: Callable[..., None], *args: object) -> None:
+        """Run the volunteer's choice; the change it causes is not announced back to them."""
+        self._volunteer_acted = time.monotonic()
+        action(*args)
+
     def _show(self, snapshot: Snapshot) -> None:
+        if snapshot.sequence < self._shown_sequence:
+            return  # made on another thread before the one already shown
+        self._shown_sequence = snapshot.sequence
         if self._window is not None:
             self._window.show_snapshot(snapshot)
         self.tray.show_snapshot(snapshot)
-        notice = self.gate.consider(snapshot.situation, self._clock())
+        by_volunteer = time.monotonic() - self._volunteer_acted < self.volunteer_action_window_s
+        notice = self.gate.consider(snapshot.situation, self._clock(), by_volunteer=by_volunteer)
         looking = self._window is not None and self._window.isActiveWindow()
         if notice is not None and snapshot.settings.notifications and not looking:
             self.tray.notify(notice)
@@ -253,7 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="where this computer's pool key is kept (auto: the OS keyring when there is one)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("RMA_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default=os.environ.get("RMA_LOG_LEVEL", "INFO").upper(),
+    )
     parser.add_argument("--version", action="version", version=f"rma-desktop {__version__}")
     return parser
 
@@ -275,7 +301,9 @@ def _quit_on_signals(app: QApplication, desktop: DesktopApp) -> Callable[[], Non
 
     notifier.activated.connect(woken)
     previous = {
-        signum: signal.signal(signum, lambda *_: None) for signum in (signal.SIGTERM, signal.SIGINT)
+        # SIGHUP: the terminal it was started from closed; the containers must still stop.
+        signum: signal.signal(signum, lambda *_: None)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     }
 
     def restore() -> None:
@@ -304,14 +332,21 @@ def main(argv: list[str] | None = None) -> int:
 
     name = instance_name(str(paths.config_dir))
     request = f"show:{args.show}" if args.show else "show"
-    if send_to_running(name, request):
-        print("RMA Compute is already running; its window was brought forward.")
-        return 0
+    paths.ensure()
+    # The lock file is the guard (two launches at the same moment cannot both hold it; a
+    # crashed instance's lock is stale and taken over); the socket only carries messages.
+    lock = QLockFile(str(paths.config_dir / "rma-desktop.lock"))
+    if not lock.tryLock(LOCK_WAIT_MS):
+        for _ in range(HANDOVER_ATTEMPTS):  # the first may still be starting to listen
+            if send_to_running(name, request):
+                print("RMA Compute is already running; its window was brought forward.")
+                return 0
+            time.sleep(HANDOVER_RETRY_S)
+        print("RMA Compute is already running but does not answer.", file=sys.stderr)
+        return 1
     # Parented to the app: it must outlive every connection it accepts.
     instance = SingleInstance(name, app)
     instance.listen()
-
-    paths.ensure()
     log_file = configure_logging(args.log_level, paths.log_dir, LOG_FILE)
     loaded = SettingsStore(paths.config_dir).load()
     credentials = default_credential_store(paths.state_dir, prefer=args.credential_store)
@@ -340,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         restore_signals()
         instance.close()
+        lock.unlock()
         log.info("RMA Compute closed.")
 
 

@@ -78,6 +78,7 @@ class ContainersPage(QWidget):
         self._details: dict[str, ContainerDetails] = {}
         self._stats_in_flight = False
         self._log_in_flight = False
+        self._log_again = False
 
         layout = QVBoxLayout(self)
         self.empty = QLabel(
@@ -265,18 +266,23 @@ class ContainersPage(QWidget):
 
     def _load_log(self) -> None:
         service = self._selected_service()
-        if service is None or self._log_in_flight:
+        if service is None:
+            return
+        if self._log_in_flight:
+            self._log_again = True  # read the selection's log when this read is done
             return
         self._log_in_flight = True
+        self._log_again = False
 
         def show(text: str) -> None:
             self._log_in_flight = False
             if self._selected_service() == service:
                 self.log.setPlainText(text)
                 self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
+            if self._log_again or self._selected_service() != service:
+                self._load_log()
 
         def failed(error: Exception) -> None:
-            self._log_in_flight = False
-            self.log.setPlainText(f"The log could not be read: {error}")
+            show(f"The log could not be read: {error}")
 
         self._tasks.run(lambda: self._contribution.container_logs(service, LOG_TAIL), show, failed)

@@ -22,7 +22,8 @@ def snooze_ends(choice: str, now: datetime) -> datetime:
     if choice == "hour":
         return local + timedelta(hours=1)
     tomorrow = local.date() + timedelta(days=1)
-    return datetime.combine(tomorrow, SNOOZE_MORNING, tzinfo=local.tzinfo)
+    # astimezone() on a naive time takes the offset in force *then* (DST may change tonight).
+    return datetime.combine(tomorrow, SNOOZE_MORNING).astimezone()
 
 
 class TrayController(QObject):

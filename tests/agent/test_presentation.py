@@ -126,21 +126,31 @@ def test_notifications_only_for_changes_that_matter() -> None:
     paused = Situation("paused", "Paused", "You paused.")
     waiting = Situation("waiting", "Connecting", "Joining.")
     broken = Situation("attention", "Docker is not running", "Start Docker.")
-    assert gate.consider(waiting, NOW) is None  # the first situation after start-up
-    started = gate.consider(work, NOW)
-    assert started is not None and started.kind == "contributing"
-    assert gate.consider(work, NOW) is None  # no change, no notice
+    assert gate.consider(waiting, NOW) is None  # never announced
+    assert gate.consider(work, NOW) is None  # the app just started: not news
+    assert gate.consider(waiting, NOW) is None  # a reconnection is not a change of kind
+    assert gate.consider(work, NOW) is None
     assert gate.consider(Situation("contributing", "Contributing: 2 services", "x."), NOW) is None
+    # Paused by a schedule or a snooze's end: announced; by the volunteer's click: not.
     notice = gate.consider(paused, NOW + timedelta(seconds=1))
     assert notice is not None and notice.kind == "paused"
-    assert gate.consider(waiting, NOW + timedelta(seconds=2)) is None  # never announced
-    attention = gate.consider(broken, NOW + timedelta(seconds=3))
-    assert attention is not None and "Docker" in attention.title
+    assert gate.consider(work, NOW + timedelta(seconds=2), by_volunteer=True) is None
+    attention = gate.consider(broken, NOW + timedelta(seconds=3), by_volunteer=True)
+    assert attention is not None and "Docker" in attention.title  # problems always
+    started = gate.consider(work, NOW + timedelta(seconds=4))
+    assert started is not None and started.kind == "contributing"
     # Flapping does not repeat the same notice within the quiet period ...
-    assert gate.consider(work, NOW + timedelta(seconds=4)) is None
     assert gate.consider(broken, NOW + timedelta(seconds=5)) is None
+    assert gate.consider(work, NOW + timedelta(seconds=6)) is None
     # ... but does after it.
-    assert gate.consider(work, NOW + timedelta(minutes=11)) is not None
+    assert gate.consider(broken, NOW + timedelta(minutes=11)) is not None
+
+
+def test_a_problem_at_start_up_is_announced() -> None:
+    gate = NotificationGate()
+    broken = Situation("attention", "Docker is not running", "Start Docker.")
+    assert gate.consider(Situation("waiting", "Starting", "x."), NOW) is None
+    assert gate.consider(broken, NOW) is not None
 
 
 def test_hardware_in_words() -> None:

@@ -276,10 +276,19 @@ def test_notifications_for_changes_that_matter(
     registered(qtbot, live_coordinator)
     # Docker is missing: said once, when it is found out.
     qtbot.waitUntil(lambda: [n.kind for n in notices] == ["attention"], timeout=5000)
-    with qtbot.waitSignal(desktop.tray.notified, timeout=5000) as paused:
-        desktop.tray.pause_action.trigger()
-    assert paused.args[0].kind == "paused"
+    # The volunteer's own Pause is not announced back to them ...
+    desktop.tray.pause_action.trigger()
+    qtbot.waitUntil(lambda: desktop.tray.kind == "paused", timeout=5000)
+    qtbot.wait(300)
+    assert [n.kind for n in notices] == ["attention"]
     desktop.tray.resume_action.trigger()
+    qtbot.waitUntil(lambda: desktop.tray.kind == "attention", timeout=5000)
+    # ... a pause it did not cause (a schedule, later) is.
+    desktop.volunteer_action_window_s = 0
+    with qtbot.waitSignal(desktop.tray.notified, timeout=5000) as paused:
+        desktop.contribution.set_contributing(False)
+    assert paused.args[0].kind == "paused"
+    desktop.contribution.resume()
     qtbot.waitUntil(lambda: desktop.tray.kind == "attention", timeout=5000)
     qtbot.wait(300)
     # The same problem is not announced again within the quiet period.
