@@ -187,3 +187,27 @@ def test_probe_results_are_shared_between_the_check_and_joining(
     assert "private file" not in engine.credentials_note or "only you can read" in (
         engine.credentials_note
     )
+
+
+def test_a_refusal_keeps_its_reason_and_a_settings_change_tries_again(tmp_path: Path) -> None:
+    coordinator = LiveCoordinator(
+        tmp_path / "strict", settings_overrides={"enrollment_token": "volunteers-2026-secret"}
+    )
+    coordinator.start()
+    contribution = make(tmp_path, coordinator, VolunteerSettings())
+    try:
+        contribution.join(VolunteerSettings())
+        wait_until(lambda: contribution.snapshot().situation.kind == "attention", 10, "refusal")
+        wait_until(lambda: not contribution.running, 10, "the refused agent to stop")
+        situation = contribution.snapshot().situation
+        assert situation.action == "open_settings" and "enrollment" in situation.reason.lower()
+        assert coordinator.workers() == []
+        contribution.update_settings(
+            contribution.settings.model_copy(update={"enrollment_token": "volunteers-2026-secret"})
+        )
+        wait_until(lambda: coordinator.workers(), 10, "registration with the code")
+    finally:
+        done = threading.Event()
+        contribution.shutdown(done.set)
+        assert done.wait(20)
+        coordinator.stop()
