@@ -23,7 +23,6 @@ from shared.messages import (
     Tier,
     UnregisterResponse,
 )
-from shared.tiers import TierDecision, TierRequirementsNotMet, TierRules, assign_tier
 from shared.version import (
     MIN_SUPPORTED_AGENT_VERSION,
     PROTOCOL_VERSION,
@@ -57,14 +56,10 @@ __all__ = [
     "ServiceSpec",
     "Tier",
     "TierCounts",
-    "TierDecision",
-    "TierRequirementsNotMet",
-    "TierRules",
     "UnregisterResponse",
     "WorkerCapabilities",
     "WorkerId",
     "WorkerList",
     "WorkerView",
-    "assign_tier",
     "check_agent_version",
 ]

@@ -13,15 +13,8 @@ from typing import Literal
 
 from desktop_app.agent.agent import AgentStatus
 from desktop_app.agent.settings import VolunteerSettings
-from shared import (
-    TIER_NAMES,
-    ContainerReport,
-    DockerInfo,
-    TierRequirementsNotMet,
-    TierRules,
-    WorkerCapabilities,
-    assign_tier,
-)
+from shared import TIER_NAMES, ContainerReport, DockerInfo, WorkerCapabilities
+from shared.tiers import TierRequirementsNotMet, TierRules, assign_tier
 from shared.units import format_bytes
 
 Kind = Literal["contributing", "paused", "waiting", "attention"]

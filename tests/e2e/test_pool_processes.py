@@ -107,9 +107,10 @@ def test_generated_admin_token(tmp_path: Path, processes: list[Process]) -> None
     assert coordinator.workers() == {}
 
 
-def test_desktop_entry_point_says_it_is_not_built_yet() -> None:
-    result = subprocess.run(
-        [entry_point("rma-desktop")], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 1
-    assert "rma-worker" in result.stderr
+def test_desktop_entry_point_answers_help_and_version() -> None:
+    for flag, phrase in (("--help", "--show"), ("--version", "rma-desktop")):
+        result = subprocess.run(
+            [entry_point("rma-desktop"), flag], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert phrase in result.stdout
