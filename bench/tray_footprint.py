@@ -63,7 +63,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import shlex
 import statistics
@@ -80,17 +79,19 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.fixtures.waiting import wait_until  # noqa: E402
 from tests.fixtures.x_desktop import (  # noqa: E402
     SCREEN,
     MissingTool,
     XDesktop,
     running_x_desktop,
     stop_process,
-    wait_until,
 )
 
 EMPTY_APP = REPO / "bench" / "empty_tray_app.py"
 MIB = 1024 * 1024
+COORDINATOR_HEARTBEAT_S = 30.0
+"""The coordinator's default heartbeat interval (``RMA_HEARTBEAT_INTERVAL``)."""
 
 
 @dataclass
@@ -353,53 +354,18 @@ def parse_subjects(args: argparse.Namespace) -> list[Subject]:
 @contextlib.contextmanager
 def pool_subjects(root: Path) -> Iterator[list[Subject]]:
     """A real pool for rma-desktop: private dockerd, loopback registry, a coordinator."""
-    import secrets
-    import subprocess
-
-    import httpx
-
+    from tests.e2e.processes import web_service_coordinator
     from tests.fixtures.container_images import serve_registry
-    from tests.fixtures.coordinator import free_port
     from tests.fixtures.docker_engine import running_dockerd
 
     root.mkdir(parents=True)
     with running_dockerd() as daemon, serve_registry(daemon.engine) as registry:
-        catalog = root / "catalog.json"
-        service = {
-            "name": "web",
-            "image": registry.image,
-            "port": 8080,
-            "tiers": [1, 2, 3],
-            "health_path": "/health",
-            "description": "A small web service.",
-        }
-        catalog.write_text(json.dumps({"services": [service]}))
-        port = free_port()
-        coordinator_log = (root / "coordinator.log").open("wb")
-        coordinator = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("rma-coordinator")),
-                "--port",
-                str(port),
-                "--data-dir",
-                str(root / "coordinator"),
-                "--catalog",
-                str(catalog),
-            ],
-            env={**os.environ, "RMA_ADMIN_TOKEN": secrets.token_urlsafe(24)},
-            stdout=coordinator_log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            try:
-                return httpx.get(url + "/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
+        # The coordinator's default heartbeat interval, as a volunteer's app would see.
+        coordinator = web_service_coordinator(
+            root, registry.image, heartbeat_interval=COORDINATOR_HEARTBEAT_S
+        ).start()
+        url = coordinator.url
         try:
-            wait_until(answers, 30, "the coordinator")
             subjects = []
             for name, settings in (
                 ("rma-desktop contributing", {"joined": True}),
@@ -429,9 +395,7 @@ def pool_subjects(root: Path) -> Iterator[list[Subject]]:
                 )
             yield subjects
         finally:
-            coordinator.terminate()
-            coordinator.wait(30)
-            coordinator_log.close()
+            coordinator.stop()
 
 
 def main() -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.x_desktop import XDesktop, wait_until
+from tests.fixtures.waiting import wait_until
+from tests.fixtures.x_desktop import XDesktop
 
 pytestmark = pytest.mark.desktop
 

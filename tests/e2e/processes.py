@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -140,3 +142,30 @@ def worker_process(name: str, coordinator_url: str, root: Path) -> Process:
         # No engine at this socket: the worker must still register and say so.
         env={"DOCKER_HOST": f"unix://{root}/no-docker-here.sock"},
     )
+
+
+def web_service_coordinator(
+    root: Path, image: str, service: str = "web", heartbeat_interval: float = 1.0
+) -> CoordinatorProcess:
+    """A coordinator (not started) whose catalogue has one small web service for every tier.
+
+    Placement's grace is 1 s, so the service moves at once when its worker pauses or leaves.
+    Heartbeats are every second unless ``heartbeat_interval`` says otherwise.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    catalog = root / "catalog.json"
+    entry = {
+        "name": service,
+        "image": image,
+        "port": 8080,
+        "tiers": [1, 2, 3],
+        "health_path": "/health",
+        "description": "A small web service for tests and benches.",
+    }
+    catalog.write_text(json.dumps({"services": [entry]}))
+    coordinator = CoordinatorProcess.create(
+        root / "coordinator", secrets.token_urlsafe(24), heartbeat_interval
+    )
+    coordinator.args += ["--catalog", str(catalog)]
+    coordinator.env["RMA_PLACEMENT_GRACE"] = "1"
+    return coordinator

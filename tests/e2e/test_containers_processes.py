@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import secrets
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.processes import CoordinatorProcess, Process, worker_process
+from tests.e2e.processes import (
+    CoordinatorProcess,
+    Process,
+    web_service_coordinator,
+    worker_process,
+)
 from tests.fixtures.container_images import LocalRegistry
 from tests.fixtures.coordinator import wait_until
 from tests.fixtures.docker_engine import PrivateDockerd
@@ -21,14 +23,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 SERVICE = "web"
 MANAGED = {"label": ["org.rma.managed=true", f"org.rma.service={SERVICE}"]}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for process in reversed(started):
-        process.stop()
 
 
 def managed_containers(daemon: PrivateDockerd) -> list[Any]:
@@ -72,26 +66,7 @@ def test_assigned_service_runs_recovers_and_leaves_nothing(
     stoppable_docker_engine: PrivateDockerd,
 ) -> None:
     daemon = stoppable_docker_engine
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(
-        json.dumps(
-            {
-                "services": [
-                    {
-                        "name": SERVICE,
-                        "image": local_registry.image,
-                        "port": 8080,
-                        "tiers": [1, 2, 3],
-                        "health_path": "/health",
-                        "description": "A small web service for the test.",
-                    }
-                ]
-            }
-        )
-    )
-    coordinator = CoordinatorProcess.create(tmp_path / "coordinator", secrets.token_urlsafe(24), 1)
-    coordinator.args += ["--catalog", str(catalog)]
-    coordinator.env["RMA_PLACEMENT_GRACE"] = "1"
+    coordinator = web_service_coordinator(tmp_path, local_registry.image, SERVICE)
     processes.append(coordinator.start())
     worker = worker_process("volunteer", coordinator.url, tmp_path)
     worker.env["DOCKER_HOST"] = daemon.engine.host

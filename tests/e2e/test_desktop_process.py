@@ -7,16 +7,19 @@ Also saves the screenshots in docs/screenshots/ that the README shows.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.processes import CoordinatorProcess, Process, entry_point
+from tests.e2e.processes import (
+    CoordinatorProcess,
+    Process,
+    entry_point,
+    web_service_coordinator,
+)
 from tests.fixtures.container_images import LocalRegistry
 from tests.fixtures.coordinator import wait_until
 from tests.fixtures.docker_engine import DockerEngine
@@ -31,14 +34,6 @@ SERVICE = "web"
 STATS_SETTLE_S = 4.0
 HUMAN_PAUSE_S = 0.5
 MANAGED = {"label": ["org.rma.managed=true", f"org.rma.service={SERVICE}"]}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for process in reversed(started):
-        process.stop()
 
 
 def running_containers(engine: DockerEngine) -> list[Any]:
@@ -146,26 +141,7 @@ def test_volunteer_journey_on_a_real_desktop(
     x_desktop: XDesktop,
 ) -> None:
     daemon = docker_engine
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(
-        json.dumps(
-            {
-                "services": [
-                    {
-                        "name": SERVICE,
-                        "image": local_registry.image,
-                        "port": 8080,
-                        "tiers": [1, 2, 3],
-                        "health_path": "/health",
-                        "description": "A small web service for the test.",
-                    }
-                ]
-            }
-        )
-    )
-    coordinator = CoordinatorProcess.create(tmp_path / "coordinator", secrets.token_urlsafe(24), 1)
-    coordinator.args += ["--catalog", str(catalog)]
-    coordinator.env["RMA_PLACEMENT_GRACE"] = "1"
+    coordinator = web_service_coordinator(tmp_path, local_registry.image, SERVICE)
     processes.append(coordinator.start())
     app = DesktopApp(
         x_desktop,

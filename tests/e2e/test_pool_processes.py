@@ -7,7 +7,6 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from tests.fixtures.coordinator import wait_until
 pytestmark = pytest.mark.e2e
 
 INTERVAL = 1.0
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for process in reversed(started):
-        process.stop()
 
 
 def test_register_restart_crash_and_leave(tmp_path: Path, processes: list[Process]) -> None:

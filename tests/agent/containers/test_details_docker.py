@@ -10,7 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from desktop_app.agent.containers import ContainerDetails, ResourceLimits
-from tests.agent.containers.test_runtime_docker import Harness, httpd, is_state, make_harness
+from tests.agent.containers.test_runtime_docker import (
+    Harness,
+    httpd,
+    is_state,
+    make_harness,
+    running_harness,
+)
 from tests.fixtures.container_images import IMAGE_PORT, LocalRegistry
 from tests.fixtures.coordinator import wait_until
 from tests.fixtures.docker_engine import DockerEngine, PrivateDockerd
@@ -23,23 +29,15 @@ BUSYBOX = "/bin/busybox"
 
 @pytest.fixture
 def harness(docker_engine: DockerEngine) -> Iterator[Harness]:
-    made = make_harness(docker_engine)
-    try:
+    with running_harness(docker_engine) as made:
         yield made
-    finally:
-        made.runtime.stop_all()
-        made.gateway.close()
 
 
 @pytest.fixture
 def limited(docker_engine: DockerEngine) -> Iterator[Harness]:
     """A runtime whose containers may use at most 64 MiB each."""
-    made = make_harness(docker_engine, limits=ResourceLimits(memory_bytes=64 * MIB))
-    try:
+    with running_harness(docker_engine, limits=ResourceLimits(memory_bytes=64 * MIB)) as made:
         yield made
-    finally:
-        made.runtime.stop_all()
-        made.gateway.close()
 
 
 def only(harness: Harness) -> ContainerDetails:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -106,14 +107,21 @@ def make_harness(engine: DockerEngine, worker: str | None = None, **config: obje
     return harness
 
 
-@pytest.fixture
-def harness(docker_engine: DockerEngine) -> Iterator[Harness]:
-    made = make_harness(docker_engine)
+@contextlib.contextmanager
+def running_harness(engine: DockerEngine, **config: object) -> Iterator[Harness]:
+    """A harness whose containers are stopped and whose engine client is closed at the end."""
+    made = make_harness(engine, **config)
     try:
         yield made
     finally:
         made.runtime.stop_all()
         made.gateway.close()
+
+
+@pytest.fixture
+def harness(docker_engine: DockerEngine) -> Iterator[Harness]:
+    with running_harness(docker_engine) as made:
+        yield made
 
 
 def unique(prefix: str) -> str:
