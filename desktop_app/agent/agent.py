@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from desktop_app.agent.coordinator_client import (
 )
 from desktop_app.agent.credentials import CredentialStoreError
 from desktop_app.agent.identity import IdentityStore, WorkerIdentity
+from desktop_app.agent.listeners import Listeners
 from shared import (
     PROTOCOL_VERSION,
     TIER_NAMES,
@@ -131,8 +131,7 @@ class Agent:
         self._load_sampler = load_sampler
         self._http = http
         self._status = AgentStatus("starting", "Starting up.")
-        self._listeners: list[Callable[[AgentStatus], None]] = []
-        self._listeners_lock = threading.Lock()
+        self._listeners: Listeners[AgentStatus] = Listeners("status")
         self._identity: WorkerIdentity | None = None
         self._registered = False
         self._paused = False
@@ -151,15 +150,7 @@ class Agent:
 
     def subscribe(self, listener: Callable[[AgentStatus], None]) -> Callable[[], None]:
         """Call ``listener`` with every new status (on the agent's thread); returns unsubscribe."""
-        with self._listeners_lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._listeners_lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def _publish(self, status: AgentStatus) -> None:
         if status == self._status:
@@ -167,13 +158,7 @@ class Agent:
         if status.phase != self._status.phase or status.message != self._status.message:
             log.info("%s", status.message)
         self._status = status
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(status)
-            except Exception:  # one broken observer must not stop the agent
-                log.exception("A status listener failed")
+        self._listeners.notify(status)
 
     # -- controlling (thread-safe) ---------------------------------------------------------
 

@@ -32,6 +32,7 @@ from desktop_app.agent.credentials import CredentialStore, FileCredentialStore
 from desktop_app.agent.hardware import ProbeReport
 from desktop_app.agent.hardware.host import cpu_load
 from desktop_app.agent.identity import IdentityStore, load_or_create_installation_id
+from desktop_app.agent.listeners import Listeners
 from desktop_app.agent.paths import AppPaths
 from desktop_app.agent.presentation import Situation, describe_situation
 from desktop_app.agent.settings import SettingsStore, VolunteerSettings
@@ -71,8 +72,8 @@ class Snapshot:
     stopping: bool = False
     """The app is quitting: the containers are being stopped."""
     sequence: int = 0
-    """Increases with every snapshot; a view drops one older than what it shows (snapshots
-    are made on several threads and may arrive out of order)."""
+    """Increases with every snapshot: they are made on several threads and may arrive out
+    of order, and the UI's bridge drops one older than what it delivered."""
 
 
 SnapshotListener = Callable[[Snapshot], None]
@@ -129,7 +130,7 @@ class Contribution:
         self._clock = clock
         self._adjust_config = agent_config
         self._lock = threading.RLock()
-        self._listeners: list[SnapshotListener] = []
+        self._listeners: Listeners[Snapshot] = Listeners("snapshot")
         self._agent: Agent | None = None
         self._runtime: ContainerRuntime | None = None
         self._thread: threading.Thread | None = None
@@ -210,25 +211,10 @@ class Contribution:
 
     def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
         """Call ``listener`` with each new snapshot (on any thread); returns unsubscribe."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def _publish(self) -> None:
-        snapshot = self.snapshot()
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(snapshot)
-            except Exception:  # a broken observer must not break contribution
-                log.exception("A snapshot listener failed")
+        self._listeners.notify(self.snapshot())
 
     def dismiss_notice(self) -> None:
         """The volunteer read the notice."""

@@ -32,6 +32,7 @@ import httpx
 from shared import ContainerReport, ContainerState, DockerInfo, ServiceAssignment
 
 from ..backoff import Backoff
+from ..listeners import Listeners
 from .errors import ContainerRuntimeError, DockerUnavailable, PullCancelled
 from .gateway import ContainerInfo, DockerGateway
 from .progress import PullProgress
@@ -141,25 +142,30 @@ def _seconds(delay: float) -> str:
     return f"{delay:.1f} s" if delay < 10 else f"{delay:.0f} s"
 
 
-_health_client: httpx.Client | None = None
-_health_client_lock = threading.Lock()
+class HttpHealthCheck:
+    """``(url, timeout) -> answered 2xx``, over one HTTP client made on the first check.
 
+    One client for every check: building one loads TLS certificates (~15 ms of CPU), which
+    every few seconds was most of the tray app's idle CPU use.
+    """
 
-def _http_health(url: str, timeout_s: float) -> bool:
-    # One client for every check: building one loads TLS certificates (~15 ms of CPU),
-    # which every few seconds was most of the tray app's idle CPU use.
-    global _health_client
-    with _health_client_lock:
-        if _health_client is None:
-            # trust_env=False: a proxy from the environment must not stand between the
-            # agent and a container on loopback.
-            _health_client = httpx.Client(trust_env=False)
-        client = _health_client
-    try:
-        response = client.get(url, timeout=timeout_s)
-    except httpx.HTTPError:
-        return False
-    return response.is_success
+    def __init__(self) -> None:
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str, timeout_s: float) -> bool:
+        """Whether ``url`` answered 2xx within ``timeout_s``."""
+        with self._lock:
+            if self._client is None:
+                # trust_env=False: a proxy from the environment must not stand between the
+                # agent and a container on loopback.
+                self._client = httpx.Client(trust_env=False)
+            client = self._client
+        try:
+            response = client.get(url, timeout=timeout_s)
+        except httpx.HTTPError:
+            return False
+        return response.is_success
 
 
 class ContainerRuntime:
@@ -171,7 +177,7 @@ class ContainerRuntime:
         config: RuntimeConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
-        health_check: Callable[[str, float], bool] = _http_health,
+        health_check: Callable[[str, float], bool] | None = None,
     ) -> None:
         """Create the runtime. Nothing is contacted until a method is called.
 
@@ -179,13 +185,13 @@ class ContainerRuntime:
             gateway: The Docker engine.
             config: Labels, limits and timings.
             clock: Monotonic seconds (tests may inject one).
-            health_check: ``(url, timeout) -> answered 2xx``.
+            health_check: ``(url, timeout) -> answered 2xx``; HTTP GET by default.
         """
         self._gateway = gateway
         self._config = config
         self._limits = config.limits
         self._clock = clock
-        self._health_check = health_check
+        self._health_check = health_check or HttpHealthCheck()
         self._owner = owner_labels(config.worker)
         self._slots: dict[str, _Slot] = {}
         self._order: list[str] = []
@@ -196,7 +202,7 @@ class ContainerRuntime:
         self._pass_lock = threading.RLock()
         self._publish_lock = threading.Lock()
         self._work = threading.Event()
-        self._listeners: list[ReportsListener] = []
+        self._listeners: Listeners[list[ContainerReport]] = Listeners("container report")
         self._published: list[ContainerReport] = []
         self._meters: dict[str, CpuMeter] = {}  # by container id, for details()
         self._meters_lock = threading.Lock()
@@ -222,15 +228,7 @@ class ContainerRuntime:
         :attr:`reports` or :meth:`local_url`; it should hand work to its own thread (the
         tray's ``QMetaObject.invokeMethod``) rather than block.
         """
-        with self._state_lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._state_lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def local_url(self, service: str) -> str | None:
         """Where the agent reaches ``service``: ``http://127.0.0.1:<port>``, while it runs."""
@@ -839,7 +837,6 @@ class ContainerRuntime:
         with self._publish_lock:
             with self._state_lock:
                 reports = self._build_reports()
-                listeners = list(self._listeners)
             if reports == self._published:
                 return
             # The transitions, in plain words: what ``rma-worker`` shows in its log.
@@ -852,8 +849,4 @@ class ContainerRuntime:
                     level = logging.INFO if report.state in _CALM_STATES else logging.WARNING
                     logger.log(level, "%s: %s", report.service, report.message or report.state)
             self._published = reports
-            for listener in listeners:
-                try:
-                    listener(reports)
-                except Exception:
-                    logger.exception("A container report listener failed")
+            self._listeners.notify(reports)
