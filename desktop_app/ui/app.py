@@ -19,9 +19,12 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from desktop_app import __version__
 from desktop_app.agent.contribution import Contribution, Snapshot, utc_now
-from desktop_app.agent.credentials import default_credential_store
+from desktop_app.agent.credentials import (
+    add_credential_store_argument,
+    default_credential_store,
+)
 from desktop_app.agent.hardware import CapabilityProbe
-from desktop_app.agent.logs import configure_logging
+from desktop_app.agent.logs import add_log_level_argument, configure_logging
 from desktop_app.agent.paths import AppPaths
 from desktop_app.agent.presentation import NotificationGate, docker_fix
 from desktop_app.agent.settings import SettingsStore, VolunteerSettings
@@ -72,7 +75,6 @@ class DesktopApp(QObject):
         self.gate = NotificationGate()
         self._quitting = False
         self._probing = False
-        self._shown_sequence = -1
         self._volunteer_acted = 0.0
         self.volunteer_action_window_s = VOLUNTEER_ACTION_WINDOW_S
         self._window: MainWindow | None = None
@@ -197,9 +199,6 @@ class DesktopApp(QObject):
         action(*args)
 
     def _show(self, snapshot: Snapshot) -> None:
-        if snapshot.sequence < self._shown_sequence:
-            return  # made on another thread before the one already shown
-        self._shown_sequence = snapshot.sequence
         if self._window is not None:
             self._window.show_snapshot(snapshot)
         self.tray.show_snapshot(snapshot)
@@ -268,18 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TAB_NAMES,
         help="open the window (at this tab); with the app already running, bring it forward",
     )
-    parser.add_argument(
-        "--credential-store",
-        choices=["auto", "keyring", "file"],
-        default="auto",
-        help="where this computer's pool key is kept (auto: the OS keyring when there is one)",
-    )
-    parser.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        default=os.environ.get("RMA_LOG_LEVEL", "INFO").upper(),
-    )
+    add_credential_store_argument(parser)
+    add_log_level_argument(parser)
     parser.add_argument("--version", action="version", version=f"rma-desktop {__version__}")
     return parser
 
@@ -348,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     instance = SingleInstance(name, app)
     instance.listen()
     log_file = configure_logging(args.log_level, paths.log_dir, LOG_FILE)
-    loaded = SettingsStore(paths.config_dir).load()
+    store = SettingsStore(paths.config_dir)
+    loaded = store.load()
     credentials = default_credential_store(paths.state_dir, prefer=args.credential_store)
     log.info("rma-desktop %s; logging to %s", __version__, log_file)
     if loaded.notice:
@@ -356,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     probe = CapabilityProbe()
     contribution = Contribution(
         paths=paths,
-        store=SettingsStore(paths.config_dir),
+        store=store,
         settings=loaded.settings,
         credentials=credentials,
         probe=probe.probe,
