@@ -435,15 +435,10 @@ def machine_info() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 0
-    cpu_model = platform.processor()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    # The agent's own reader (/proc/cpuinfo, sysctl or the registry, per OS).
+    from desktop_app.agent.hardware.host import read_cpu_model
+
+    cpu_model = read_cpu_model(platform.system())
     versions = {}
     for module in ("uvicorn", "uvloop", "httptools", "fastapi", "starlette", "pydantic"):
         try:

@@ -19,11 +19,14 @@ from desktop_app.agent.containers import (
     ResourceLimits,
     RuntimeConfig,
 )
-from desktop_app.agent.credentials import default_credential_store
+from desktop_app.agent.credentials import (
+    add_credential_store_argument,
+    default_credential_store,
+)
 from desktop_app.agent.hardware import CapabilityProbe
 from desktop_app.agent.hardware.host import cpu_load
 from desktop_app.agent.identity import IdentityStore, load_or_create_installation_id
-from desktop_app.agent.logs import configure_logging
+from desktop_app.agent.logs import add_log_level_argument, configure_logging
 from desktop_app.agent.paths import AppPaths
 from shared.units import parse_bytes
 
@@ -68,12 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="longest wait in seconds between attempts to reach the coordinator (%(default)s)",
     )
-    parser.add_argument(
-        "--credential-store",
-        choices=["auto", "keyring", "file"],
-        default="auto",
-        help="where the worker token is kept: the OS keyring, or a private file (auto)",
-    )
+    add_credential_store_argument(parser)
     parser.add_argument(
         "--cpus",
         type=float,
@@ -88,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-gpu", action="store_true", help="never give the pool's containers the GPU"
     )
-    parser.add_argument("--log-level", default=os.environ.get("RMA_LOG_LEVEL", "INFO"))
+    add_log_level_argument(parser)
     parser.add_argument("--version", action="version", version=f"rma-worker {__version__}")
     return parser
 

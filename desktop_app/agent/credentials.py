@@ -7,6 +7,7 @@ says so in :attr:`CredentialStore.description`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import threading
@@ -231,6 +232,17 @@ def usable_keyring_backend() -> KeyringBackend | None:
     if priority < 1:
         return None
     return backend
+
+
+def add_credential_store_argument(parser: argparse.ArgumentParser) -> None:
+    """``--credential-store auto|keyring|file``, as :func:`default_credential_store` takes it."""
+    parser.add_argument(
+        "--credential-store",
+        choices=["auto", "keyring", "file"],
+        default="auto",
+        help="where this computer's pool key is kept: the OS keyring, or a private file "
+        "(default: auto, the keyring when there is one)",
+    )
 
 
 def default_credential_store(

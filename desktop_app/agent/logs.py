@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import logging.handlers
+import os
 from pathlib import Path
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_LOG_BYTES = 1_000_000
 LOG_BACKUPS = 5
 
@@ -34,3 +37,14 @@ def configure_logging(level: str, log_dir: Path | None, file_name: str) -> Path 
     # httpx logs every request at INFO; a heartbeat every 30 s would drown what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return path
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` (default ``RMA_LOG_LEVEL`` or INFO), refused with a message if unknown."""
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=os.environ.get("RMA_LOG_LEVEL", "INFO").upper(),
+        help="how much to log (RMA_LOG_LEVEL; default %(default)s)",
+    )
