@@ -89,6 +89,12 @@ class AgentConfig:
     volunteer CPU, and a crash is still noticed within this time."""
     paused_interval: float = 60.0
     """Seconds between re-checks that nothing runs while the volunteer has paused."""
+    pause_ack_timeout: float = 1.0
+    """On pausing, how long the containers wait for the pool to confirm it routes no more
+    work here before they stop anyway (an unreachable pool routes nothing here either)."""
+    drain_timeout: float = 1.0
+    """On pausing, how long work already under way may take to finish before the
+    containers stop: the volunteer gets their computer back within about two seconds."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,25 @@ class Agent:
         load_sampler: Callable[[], float],
         containers: ContainerRuntime | None = None,
         http: httpx.AsyncClient | None = None,
+        in_flight: Callable[[], int] | None = None,
     ) -> None:
+        """Nothing runs until :meth:`run`.
+
+        Args:
+            config: How to join the pool.
+            identities: Where this computer's worker identity is kept.
+            probe: Probes the hardware.
+            load_sampler: The machine's CPU use, for heartbeats.
+            containers: Runs the assigned services (None: membership only).
+            http: The HTTP client (tests inject one); made per run otherwise.
+            in_flight: How many requests the pool's services here are answering; a pause
+                lets them finish (up to ``drain_timeout``). None when nothing counts them.
+        """
         self._config = config
+        self._in_flight = in_flight
+        self._pause_generation = 0
+        self._pause_acked_generation = 0
+        self._pause_acked: asyncio.Event | None = None
         self._containers = containers
         self._assignments: list[ServiceAssignment] = []
         self._reports: list[ContainerReport] = []
@@ -169,7 +192,13 @@ class Agent:
         self._notify(self._containers_changed)
 
     def set_paused(self, paused: bool) -> None:
-        """Tell the pool the volunteer paused (or resumed); sent with the next heartbeat now."""
+        """Pause (or resume) contribution. Safe from any thread.
+
+        Pausing tells the pool first (a heartbeat goes at once), lets work under way finish
+        (bounded), then stops the containers; resuming starts them.
+        """
+        if paused and not self._paused:
+            self._pause_generation += 1
         self._paused = paused
         self._notify(self._wake_event)
         self._notify(self._containers_changed)
@@ -196,6 +225,7 @@ class Agent:
         backoff = Backoff(initial=min(1.0, maximum), maximum=maximum)
         self._containers_changed = asyncio.Event()
         self._assignments_known = asyncio.Event()
+        self._pause_acked = asyncio.Event()
         runtime = self._containers
         containers_task = (
             asyncio.create_task(self._containers_loop(runtime), name="containers")
@@ -335,16 +365,21 @@ class Agent:
 
     async def _heartbeat(self, client: CoordinatorClient, identity: WorkerIdentity) -> float:
         load = await asyncio.to_thread(self._load_sampler)
+        paused, generation = self._paused, self._pause_generation
         response = await client.heartbeat(
             HeartbeatRequest(
                 worker_id=identity.worker_id,
                 current_load=max(0.0, load),
-                paused=self._paused,
+                paused=paused,
                 containers=list(self._reports) if self._containers is not None else None,
                 docker=self._containers.docker if self._containers is not None else None,
             ),
             identity.token,
         )
+        if paused:
+            self._pause_acked_generation = generation
+            if self._pause_acked is not None:
+                self._pause_acked.set()
         self._apply_assignments(response.assigned_containers)
         self._publish(
             replace(
@@ -394,9 +429,12 @@ class Agent:
                     self._take_reports(reports)
                     delay = next_reconcile_delay(reports, delay, self._config.settled_interval)
                 else:
-                    await asyncio.to_thread(runtime.stop_all)
-                    self._take_reports([])
-                    delay = self._config.paused_interval
+                    if self._reports and not self._stop_requested:
+                        await self._let_work_finish()
+                    if not self._containers_wanted():  # unless resumed meanwhile
+                        await asyncio.to_thread(runtime.stop_all)
+                        self._take_reports([])
+                        delay = self._config.paused_interval
             except Exception:  # Docker failures are reported; this keeps the loop alive
                 log.exception("Checking the pool's containers failed; trying again shortly")
             # Wake for the next pass after the delay, when the assignments change, or when
@@ -412,6 +450,29 @@ class Agent:
                     # fill asyncio's small thread pool and stall the next pass.
                     runtime.wake()
                     await work
+
+    async def _let_work_finish(self) -> None:
+        """Before the containers stop for a pause: the pool first, then work under way."""
+        assert self._pause_acked is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.pause_ack_timeout
+        while self._registered and self._pause_acked_generation != self._pause_generation:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._containers_wanted():
+                if remaining <= 0:
+                    log.warning("The pool did not confirm the pause in time; stopping anyway.")
+                break
+            self._pause_acked.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pause_acked.wait(), remaining)
+        if self._in_flight is None:
+            return
+        deadline = loop.time() + self._config.drain_timeout
+        while (busy := self._in_flight()) > 0 and not self._containers_wanted():
+            if loop.time() >= deadline:
+                log.info("Stopping with %d request(s) still being answered.", busy)
+                return
+            await asyncio.sleep(0.05)
 
     def _take_reports(self, reports: list[ContainerReport]) -> None:
         before = {report.service: report for report in self._reports}

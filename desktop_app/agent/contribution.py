@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from desktop_app.agent.agent import EXIT_REFUSED, Agent, AgentConfig, AgentStatus
+from desktop_app.agent.autostart import Autostart, AutostartError
 from desktop_app.agent.containers import (
     ContainerDetails,
     ContainerRuntime,
@@ -29,13 +30,21 @@ from desktop_app.agent.containers import (
     RuntimeConfig,
 )
 from desktop_app.agent.credentials import CredentialStore, FileCredentialStore
+from desktop_app.agent.governor import Applied, GovernorConfig
 from desktop_app.agent.hardware import ProbeReport
 from desktop_app.agent.hardware.host import cpu_load
+from desktop_app.agent.host_load import OtherProgramsCpu, create_pool_cpu_meter
 from desktop_app.agent.identity import IdentityStore, load_or_create_installation_id
+from desktop_app.agent.idle import IdleDetector, create_idle_detector
 from desktop_app.agent.listeners import Listeners
 from desktop_app.agent.paths import AppPaths
+from desktop_app.agent.policy import ContributionPolicy, Decision
+from desktop_app.agent.policy_loop import LoopTiming, PolicyInputs, PolicyLoop
+from desktop_app.agent.power import BatteryState, read_battery
 from desktop_app.agent.presentation import Situation, describe_situation
+from desktop_app.agent.schedule import ContributionRules
 from desktop_app.agent.settings import SettingsStore, VolunteerSettings
+from desktop_app.agent.signals import IdleReading, LoadMeter, SignalSource
 from shared import WorkerCapabilities
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,11 @@ CRASH_RESTART_DELAY = 10.0
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+def measure_other_programs(container_ids: Callable[[], list[str]]) -> OtherProgramsCpu:
+    """Other programs' CPU use here, without the pool's containers (``container_ids``)."""
+    return OtherProgramsCpu(create_pool_cpu_meter(container_ids))
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,12 @@ class Snapshot:
     sequence: int = 0
     """Increases with every snapshot: they are made on several threads and may arrive out
     of order, and the UI's bridge drops one older than what it delivered."""
+    decision: Decision | None = None
+    """The contribution policy's latest decision (None before its first, or before joining)."""
+    active: bool = False
+    """The pool's containers may run now (the decision, after its timing rules)."""
+    starting_in: float | None = None
+    """Seconds until contribution starts, while a start waits for its timing rules."""
 
 
 SnapshotListener = Callable[[Snapshot], None]
@@ -104,6 +124,15 @@ class Contribution:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = utc_now,
         agent_config: Callable[[AgentConfig], AgentConfig] | None = None,
+        autostart: Autostart | None = None,
+        idle_factory: Callable[[], IdleDetector] = create_idle_detector,
+        battery: Callable[[], BatteryState | None] = read_battery,
+        load_meter: Callable[[Callable[[], list[str]]], LoadMeter | None] = (
+            measure_other_programs
+        ),
+        zone: tzinfo | None = None,
+        governor: GovernorConfig | None = None,
+        loop_timing: LoopTiming | None = None,
     ) -> None:
         """Create it; nothing starts until :meth:`start` (or :meth:`join`).
 
@@ -118,6 +147,14 @@ class Contribution:
             environ: The environment for presets (``RMA_COORDINATOR_URL``); os.environ by default.
             clock: The current time (tests inject one).
             agent_config: Adjusts the agent's configuration (tests shorten its timings).
+            autostart: Starts the app at login (None: not offered here).
+            idle_factory: Finds the desktop's idle detector (called on the policy's thread).
+            battery: Reads the battery.
+            load_meter: Measures other programs' CPU use, given the pool's container ids
+                (None where it cannot).
+            zone: The time zone weekly windows are read in; None for the computer's own.
+            governor: The policy's timing rules (tests shorten them).
+            loop_timing: How often the policy looks (tests shorten it).
         """
         self._paths = paths
         self._store = store
@@ -144,6 +181,17 @@ class Contribution:
         self._sequence = 0
         self._on_stopped: list[Callable[[], None]] = []
         self._saver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="settings")
+        self._autostart = autostart
+        self._idle_factory = idle_factory
+        self._battery = battery
+        self._load_meter = load_meter
+        self._zone = zone
+        self._governor = governor
+        self._loop_timing = loop_timing
+        self._policy_loop: PolicyLoop | None = None
+        self._applied: Applied | None = None
+        self._gpu_claim: bool | None = None
+        """Whether the running agent offered the graphics card to the pool."""
 
     # -- observing -------------------------------------------------------------------------
 
@@ -196,17 +244,23 @@ class Contribution:
             now = self._clock()
             paused, until = self._settings.paused_until(now)
             quitting = self._shut_down and self.running
+            applied = self._applied if self._settings.joined else None
             self._sequence += 1
             return Snapshot(
                 settings=self._settings,
                 status=status,
-                situation=describe_situation(status, self._settings, now, stopping=quitting),
+                situation=describe_situation(
+                    status, self._settings, now, stopping=quitting, applied=applied
+                ),
                 hardware=hardware,
                 notice=self._notice,
                 paused=paused,
                 paused_until=until,
                 stopping=quitting,
                 sequence=self._sequence,
+                decision=applied.decision if applied is not None else None,
+                active=applied.active if applied is not None else False,
+                starting_in=applied.starting_in if applied is not None else None,
             )
 
     def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
@@ -230,6 +284,7 @@ class Contribution:
             if not self._settings.joined or self._shut_down:
                 return
             self._arm_snooze_timer()
+            self._start_policy_loop()
             if self.running:
                 if self._stopping:
                     self._restart_after_stop = True
@@ -241,6 +296,7 @@ class Contribution:
         """The volunteer agreed in the first-run check: save and start contributing."""
         self._change(lambda _: settings.model_copy(update={"joined": True}))
         self.start()
+        self._apply_autostart()
 
     def set_contributing(self, on: bool) -> None:
         """The big switch: on resumes (and ends a snooze), off pauses until switched on."""
@@ -264,10 +320,17 @@ class Contribution:
         The pause and snooze in effect are kept: the tray may have changed them while the
         volunteer was editing.
         """
-        kept = ("joined", "contributing", "snoozed_until")
+        kept = ("joined", "contributing", "snoozed_until", "rules")
+        before = self._settings.start_at_login
         self._change(
             lambda old: settings.model_copy(update={name: getattr(old, name) for name in kept})
         )
+        if self._settings.start_at_login != before:
+            self._apply_autostart()
+
+    def update_rules(self, rules: ContributionRules) -> None:
+        """Use new rules for when to contribute (from the Schedule tab or a quick fix)."""
+        self._change(lambda old: old.model_copy(update={"rules": rules}))
 
     def _change(self, update: Callable[[VolunteerSettings], VolunteerSettings]) -> None:
         """Apply ``update`` to the settings in effect, under the lock (no lost choices)."""
@@ -288,7 +351,8 @@ class Contribution:
                     limits = new.resource_limits(os.cpu_count())
                     if runtime is not None and limits != old.resource_limits(os.cpu_count()):
                         runtime.set_limits(limits)
-                    agent.set_paused(new.paused_until(self._clock())[0])
+            if self._policy_loop is not None:
+                self._policy_loop.poke()  # pause, snooze and rules apply within moments
             # An agent the pool refused has stopped; a change may be the fix, so try again.
             start = new.joined and not self.running and not self._shut_down and old != new
         if start:
@@ -317,6 +381,118 @@ class Contribution:
 
         # One writer thread, in order: a later choice is never overwritten by an earlier one.
         self._saver.submit(write)
+
+    # -- when to contribute: the policy ------------------------------------------------------
+
+    def idle_reading(self) -> IdleReading | None:
+        """How idle detection is doing (for the Settings readout); None before the first."""
+        loop = self._policy_loop
+        return loop.idle_reading if loop is not None else None
+
+    def watch_idle(self, watching: bool) -> None:
+        """The live idle readout is (or is no longer) on screen: read idle time every second."""
+        loop = self._policy_loop
+        if loop is not None:
+            loop.watch_idle(watching)
+
+    def _start_policy_loop(self) -> None:
+        if self._policy_loop is not None:
+            return
+        source = SignalSource(
+            idle_factory=self._idle_factory,
+            battery=self._battery,
+            other_cpu=self._load_meter(self._pool_container_ids),
+        )
+        loop = PolicyLoop(
+            inputs=self._policy_inputs,
+            signals=source,
+            on_change=self._take_policy,
+            clock=self._clock,
+            governor=self._governor,
+            timing=self._loop_timing,
+        )
+        self._policy_loop = loop
+        loop.start()
+
+    def _pool_container_ids(self) -> list[str]:
+        runtime = self._runtime
+        return runtime.running_container_ids() if runtime is not None else []
+
+    def _policy_inputs(self) -> PolicyInputs:
+        settings = self._settings
+        return PolicyInputs(
+            policy=ContributionPolicy(settings.rules, zone=self._zone),
+            paused=not settings.contributing,
+            snoozed_until=settings.snoozed_until,
+            gpu_enabled=settings.gpu_enabled,
+        )
+
+    def _take_policy(self, applied: Applied, _signals: object) -> None:
+        """The policy's timing says what to run now (called on the policy's thread)."""
+        with self._lock:
+            self._applied = applied
+            agent = self._agent
+            if agent is not None and self.running and not self._stopping:
+                if self._wanted_gpu_claim() != self._gpu_claim:
+                    log.info(
+                        "Reconnecting to the pool %s the graphics card.",
+                        "with" if applied.gpu else "without",
+                    )
+                    self._restart_after_stop = True
+                    self._stopping_agent(agent)
+                else:
+                    # Paused, the pool routes no new work here first; then the containers stop.
+                    agent.set_paused(not applied.active)
+        self._publish()
+
+    def _wanted_gpu_claim(self) -> bool:
+        """Whether the agent should offer the graphics card to the pool now.
+
+        While contribution is off the claim stays as it was: reconnecting then would gain
+        nothing and cost a round of stops and starts.
+        """
+        settings = self._settings
+        if not settings.gpu_enabled:
+            return False
+        applied = self._applied
+        if applied is not None and applied.active:
+            return applied.gpu
+        if self._gpu_claim is not None:
+            return self._gpu_claim
+        return not settings.rules.gpu_only_when_idle
+
+    # -- start at login --------------------------------------------------------------------------
+
+    @property
+    def autostart_description(self) -> str | None:
+        """Where the start-at-login entry lives, in words; None where it is not offered."""
+        autostart = self._autostart
+        if autostart is None or not autostart.available:
+            return None
+        return autostart.description
+
+    def _apply_autostart(self) -> None:
+        """Make the login entry match the setting (on the settings writer's thread)."""
+        autostart = self._autostart
+        if autostart is None or not autostart.available:
+            return
+        wanted = self._settings.start_at_login and self._settings.joined
+
+        def apply() -> None:
+            try:
+                if wanted:
+                    autostart.enable()
+                    log.info("The app starts at login (%s).", autostart.description)
+                else:
+                    autostart.disable()
+                    log.info("The app no longer starts at login.")
+            except (AutostartError, OSError) as exc:
+                log.warning("Could not change starting at login: %s", exc)
+                with self._lock:
+                    self._notice = f"Starting at login could not be changed: {exc}"
+                self._publish()
+
+        self._saver.submit(apply)
 
     # -- snoozes ---------------------------------------------------------------------------
 
@@ -368,15 +544,18 @@ class Contribution:
         )
         if self._adjust_config is not None:
             config = self._adjust_config(config)
-        gpu_enabled = settings.gpu_enabled
+        gpu_claim = self._wanted_gpu_claim()
+        self._gpu_claim = gpu_claim
         agent = Agent(
             config,
             identities=IdentityStore(self._paths.state_dir, self._credentials),
-            probe=lambda: self._probe_for_agent(gpu_enabled),
+            probe=lambda: self._probe_for_agent(gpu_claim),
             load_sampler=cpu_load,
             containers=runtime,
         )
-        agent.set_paused(settings.paused_until(self._clock())[0])
+        # Nothing runs until the policy has said so (no surprise CPU use at start-up).
+        applied = self._applied
+        agent.set_paused(applied is None or not applied.active)
         agent.subscribe(lambda status: self._take_status(agent, status))
         self._agent, self._runtime = agent, runtime
         self._status = None
@@ -426,11 +605,12 @@ class Contribution:
         self._stopping = True
         agent.stop()
 
-    def _probe_for_agent(self, gpu_enabled: bool) -> ProbeReport:
+    def _probe_for_agent(self, gpu_claim: bool) -> ProbeReport:
         report = self.probe_hardware()
-        if gpu_enabled or not report.capabilities.gpus:
+        if gpu_claim or not report.capabilities.gpus:
             return report
-        # The volunteer switched the GPU off: the pool must not plan GPU work here.
+        # The volunteer switched the GPU off (or it is theirs while they use the computer):
+        # the pool must not plan GPU work here.
         capabilities = report.capabilities.model_copy(update={"gpus": []})
         return replace(report, capabilities=capabilities)
 
@@ -473,6 +653,10 @@ class Contribution:
             self._shut_down = True
             if self._snooze_timer is not None:
                 self._snooze_timer.cancel()
+            loop, self._policy_loop = self._policy_loop, None
+        if loop is not None:
+            loop.stop()
+        with self._lock:
             agent = self._agent
             if agent is None or not self.running:
                 on_done_now = True

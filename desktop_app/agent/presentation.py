@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from desktop_app.agent.agent import AgentStatus
+from desktop_app.agent.governor import Applied
 from desktop_app.agent.settings import VolunteerSettings
 from shared import TIER_NAMES, ContainerReport, DockerInfo, WorkerCapabilities
 from shared.tiers import TierRequirementsNotMet, TierRules, assign_tier
@@ -20,7 +21,18 @@ from shared.units import format_bytes
 Kind = Literal["contributing", "paused", "waiting", "attention"]
 """The four looks of the tray icon."""
 
-Action = Literal["join", "resume", "open_settings", "docker_help", "open_containers", "none"]
+Action = Literal[
+    "join",
+    "resume",
+    "open_settings",
+    "docker_help",
+    "open_containers",
+    "open_schedule",
+    "allow_battery",
+    "stop_busy_pause",
+    "stop_idle_only",
+    "none",
+]
 """The one thing that fixes or changes a situation; the UI turns it into a button."""
 
 
@@ -67,6 +79,7 @@ def describe_situation(
     now: datetime,
     *,
     stopping: bool = False,
+    applied: Applied | None = None,
 ) -> Situation:
     """The situation to show for the agent's latest status (None: the agent is not running).
 
@@ -75,6 +88,8 @@ def describe_situation(
         settings: The volunteer's settings (joined? paused? snoozed?).
         now: The current time (aware).
         stopping: The app is quitting and stopping the containers.
+        applied: What the contribution policy says now, after its timing rules (None
+            before its first decision).
     """
     if stopping:
         return Situation(
@@ -107,6 +122,10 @@ def describe_situation(
             "resume",
             "Resume now",
         )
+    if applied is not None and not applied.active:
+        held = _held_by_policy(applied)
+        if held is not None:
+            return held
     if status is None or status.phase in ("starting", "stopped"):
         return Situation("waiting", "Starting", "Getting ready to contribute.")
     if status.phase == "refused":
@@ -150,6 +169,25 @@ def describe_situation(
             "nothing for you to do.",
         )
     return _contributing(status.containers)
+
+
+def _held_by_policy(applied: Applied) -> Situation | None:
+    """A rule of the volunteer's keeps the computer to itself, or a start is about to happen."""
+    decision = applied.decision
+    if decision.active:
+        seconds = max(1, round(applied.starting_in or 0))
+        return Situation(
+            "waiting",
+            "Starting soon",
+            f"{decision.reason} The pool's containers start in {seconds} s.",
+        )
+    if decision.rule in ("paused", "snoozed"):
+        return None  # the volunteer's own pause is described from the settings above
+    kind: Kind = "paused" if decision.rule in ("schedule", "battery") else "waiting"
+    fix = decision.fix
+    if fix is None:
+        return Situation(kind, decision.headline, decision.reason)
+    return Situation(kind, decision.headline, decision.reason, fix.action, fix.label)
 
 
 def _contributing(containers: tuple[ContainerReport, ...]) -> Situation:

@@ -30,6 +30,7 @@ from pydantic import (
 
 from desktop_app.agent.containers import ResourceLimits
 from desktop_app.agent.files import atomic_write_text, set_aside
+from desktop_app.agent.schedule import ContributionRules
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,10 @@ class VolunteerSettings(BaseModel):
     """Whether the pool may use this computer's graphics card."""
     notifications: bool = True
     """Whether to show desktop notifications for what matters."""
+    rules: ContributionRules = ContributionRules()
+    """When the pool may use this computer: idle only, weekly windows, battery, load."""
+    start_at_login: bool = True
+    """Start the tray app when the volunteer logs in (applied once they have joined)."""
 
     @field_validator("coordinator_url")
     @classmethod

@@ -18,6 +18,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from desktop_app import __version__
+from desktop_app.agent.autostart import create_autostart
 from desktop_app.agent.contribution import Contribution, Snapshot, utc_now
 from desktop_app.agent.credentials import (
     add_credential_store_argument,
@@ -34,6 +35,7 @@ from desktop_app.ui.first_run import FirstRunPage
 from desktop_app.ui.icons import icon
 from desktop_app.ui.main_window import TAB_NAMES, MainWindow
 from desktop_app.ui.overview import OverviewPage
+from desktop_app.ui.schedule_page import SchedulePage
 from desktop_app.ui.settings_page import SettingsPage
 from desktop_app.ui.single_instance import SingleInstance, instance_name, send_to_running
 from desktop_app.ui.tasks import BackgroundTasks
@@ -98,18 +100,24 @@ class DesktopApp(QObject):
         window = MainWindow(
             first_run=FirstRunPage(cores, contribution.coordinator_url()),
             overview=OverviewPage(cores),
+            schedule=SchedulePage(),
             containers=ContainersPage(contribution, self.tasks),
             settings=SettingsPage(
                 cores,
                 contribution.preset_coordinator_url(),
                 contribution.credentials_note,
                 str(contribution.settings_path),
+                autostart_description=contribution.autostart_description,
+                idle_reading=contribution.idle_reading,
+                watch_idle=contribution.watch_idle,
             ),
             tray_available=self.tray_available,
         )
         window.quit_requested.connect(self.quit)
         window.notice.dismissed.connect(contribution.dismiss_notice)
         window.header.action_requested.connect(self._act)
+        window.overview.fix_requested.connect(self._act)
+        window.schedule.saved.connect(lambda rules: self._acted(contribution.update_rules, rules))
         window.overview.contribution_switched.connect(
             lambda on: self._acted(contribution.set_contributing, on)
         )
@@ -222,8 +230,18 @@ class DesktopApp(QObject):
             self.window.showMinimized()
 
     def _act(self, action: str) -> None:
-        if action == "resume":
-            self.contribution.resume()
+        quick_fixes = {
+            "allow_battery": {"battery": "allow"},
+            "stop_busy_pause": {"busy_pause": False},
+            "stop_idle_only": {"idle_only": False},
+        }
+        if action in quick_fixes:
+            rules = self.contribution.settings.rules.model_copy(update=quick_fixes[action])
+            self._acted(self.contribution.update_rules, rules)
+        elif action == "resume":
+            self._acted(self.contribution.resume)
+        elif action == "open_schedule":
+            self.window.show_tab("schedule")
         elif action == "open_settings":
             self.window.show_tab("settings")
         elif action == "open_containers":
@@ -266,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
         const="overview",
         choices=TAB_NAMES,
         help="open the window (at this tab); with the app already running, bring it forward",
+    )
+    parser.add_argument(
+        "--autostart",
+        action="store_true",
+        help="started at login: stay in the tray, and do nothing if the app already runs",
     )
     add_credential_store_argument(parser)
     add_log_level_argument(parser)
@@ -326,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     # crashed instance's lock is stale and taken over); the socket only carries messages.
     lock = QLockFile(str(paths.config_dir / "rma-desktop.lock"))
     if not lock.tryLock(LOCK_WAIT_MS):
+        if args.autostart:
+            return 0  # already running: logging in again must not open its window
         for _ in range(HANDOVER_ATTEMPTS):  # the first may still be starting to listen
             if send_to_running(name, request):
                 print("RMA Compute is already running; its window was brought forward.")
@@ -351,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         credentials=credentials,
         probe=probe.probe,
         notice=loaded.notice,
+        autostart=create_autostart(),
     )
     tray_available = QSystemTrayIcon.isSystemTrayAvailable()
     if not tray_available:

@@ -1,6 +1,6 @@
 """The main window: the state header, then the first-run check or the tabs.
 
-The tabs are Overview, Containers and Settings; later issues add Schedule and start-at-login.
+The tabs are Overview, Schedule (when the pool may use the computer), Containers and Settings.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from desktop_app.ui.containers import ContainersPage
 from desktop_app.ui.first_run import FirstRunPage
 from desktop_app.ui.icons import icon
 from desktop_app.ui.overview import OverviewPage
+from desktop_app.ui.schedule_page import SchedulePage
 from desktop_app.ui.settings_page import SettingsPage
 from desktop_app.ui.widgets import Banner, StateHeader
 
-TAB_NAMES = ("overview", "containers", "settings")
+TAB_NAMES = ("overview", "schedule", "containers", "settings")
 
 NO_TRAY_TEXT = (
     "Your desktop has no system tray, so RMA Compute runs in this window. Closing it only "
@@ -46,6 +47,7 @@ class MainWindow(QMainWindow):
         *,
         first_run: FirstRunPage,
         overview: OverviewPage,
+        schedule: SchedulePage,
         containers: ContainersPage,
         settings: SettingsPage,
         tray_available: bool,
@@ -57,6 +59,7 @@ class MainWindow(QMainWindow):
         self.tray_available = tray_available
         self.first_run = first_run
         self.overview = overview
+        self.schedule = schedule
         self.containers = containers
         self.settings = settings
 
@@ -80,6 +83,7 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.addTab(overview, "Overview")
+        self.tabs.addTab(schedule, "Schedule")
         self.tabs.addTab(containers, "Containers")
         self.tabs.addTab(settings, "Settings")
         self.pages = QStackedWidget()
@@ -98,6 +102,7 @@ class MainWindow(QMainWindow):
             self.pages.setCurrentWidget(self.first_run)
             self.first_run.show_snapshot(snapshot)
         self.overview.show_snapshot(snapshot)
+        self.schedule.load(snapshot.settings.rules)
         self.containers.show_snapshot(snapshot)
         self.settings.load(snapshot.settings)
 

@@ -1,4 +1,4 @@
-"""The Overview tab: the big switch, the detected hardware in words, and what is shared."""
+"""The Overview tab: the big switch, why it is (not) contributing, the hardware, what is shared."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -40,10 +41,26 @@ def describe_limits(settings: VolunteerSettings, machine_cores: int | None) -> s
     )
 
 
+def describe_decision(snapshot: Snapshot) -> tuple[str, str | None, str]:
+    """The "why" line: its text, and the fix's action and button text (None: no fix)."""
+    decision = snapshot.decision
+    if snapshot.stopping or decision is None or not snapshot.settings.joined:
+        return "", None, ""
+    if snapshot.active:
+        return f"Contributing now. {decision.reason}", None, ""
+    if decision.active:  # its timing rules hold the start for a moment
+        return f"Starting in a moment. {decision.reason}", None, ""
+    fix = decision.fix
+    text = f"Why isn't it contributing? {decision.headline}. {decision.reason}"
+    return text, (fix.action if fix else None), (fix.label if fix else "")
+
+
 class OverviewPage(QWidget):
     """Shows the hardware and holds the contribution switch."""
 
     contribution_switched = Signal(bool)
+    fix_requested = Signal(str)
+    """The volunteer pressed the "why" line's fix (a :data:`FixAction`)."""
 
     def __init__(self, machine_cores: int | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +79,18 @@ class OverviewPage(QWidget):
         self.switch_label.setBuddy(self.switch)
         switch_row.addWidget(self.switch_label, 1)
         layout.addLayout(switch_row)
+
+        why_row = QHBoxLayout()
+        self.why = QLabel()
+        self.why.setWordWrap(True)
+        self.why.setObjectName("why")
+        why_row.addWidget(self.why, 1)
+        self.fix_button = QPushButton()
+        self.fix_button.clicked.connect(self._fix)
+        self.fix_button.hide()
+        why_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(why_row)
+        self._fix_action: str | None = None
 
         hardware_box = QGroupBox("This computer")
         self.hardware = QFormLayout(hardware_box)
@@ -88,11 +117,21 @@ class OverviewPage(QWidget):
             "Contributing this computer's spare power" if not paused else "Contribution is paused"
         )
         self.limits.setText(describe_limits(settings, self._cores))
+        text, action, label = describe_decision(snapshot)
+        self.why.setText(text)
+        self.why.setVisible(bool(text))
+        self._fix_action = action
+        self.fix_button.setText(label)
+        self.fix_button.setVisible(action is not None)
         tier = snapshot.status.tier if snapshot.status is not None else None
         key = (snapshot.hardware, tier)
         if key != self._shown_hardware:
             self._shown_hardware = key
             self._show_hardware(snapshot, tier)
+
+    def _fix(self) -> None:
+        if self._fix_action is not None:
+            self.fix_requested.emit(self._fix_action)
 
     def _show_hardware(self, snapshot: Snapshot, tier: int | None) -> None:
         while self.hardware.rowCount():

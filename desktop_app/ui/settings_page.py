@@ -1,8 +1,14 @@
-"""The Settings tab: the pool's address, the limits, the GPU and notifications."""
+"""The Settings tab: the pool, the limits, notifications, start at login, idle detection.
+
+Idle detection has a live readout here, so a volunteer can see it work.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,6 +24,25 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.agent.settings import CpuLimitKind, VolunteerSettings, check_coordinator_url
+from desktop_app.agent.signals import IdleReading
+
+IDLE_READOUT_MS = 1000
+"""How often the idle readout refreshes while the tab is on screen."""
+
+
+def describe_idle(reading: IdleReading | None) -> str:
+    """``"Idle detection: the X11 screen saver extension — working. Idle for 12 s."``."""
+    if reading is None:
+        return "Idle detection: checking…"
+    if not reading.working:
+        return (
+            f"Idle detection: not working here ({reading.problem or 'no source found'}). "
+            "“Only when I am away” cannot start; use a schedule instead."
+        )
+    seconds = int(reading.idle_seconds or 0)
+    idle = f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"
+    return f"Idle detection: {reading.source} — working. Idle for {idle}."
+
 
 _CPU_KINDS: list[tuple[CpuLimitKind, str]] = [
     ("none", "No limit"),
@@ -112,9 +137,19 @@ class SettingsPage(QWidget):
         credentials_note: str,
         settings_path: str,
         parent: QWidget | None = None,
+        *,
+        autostart_description: str | None = None,
+        idle_reading: Callable[[], IdleReading | None] | None = None,
+        watch_idle: Callable[[bool], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self._settings: VolunteerSettings | None = None
+        self._idle_reading = idle_reading
+        self._watch_idle = watch_idle
+        self._watching = False
+        self._idle_timer = QTimer(self)
+        self._idle_timer.setInterval(IDLE_READOUT_MS)
+        self._idle_timer.timeout.connect(self.refresh_idle)
         layout = QVBoxLayout(self)
 
         pool_box = QGroupBox("The pool")
@@ -144,6 +179,15 @@ class SettingsPage(QWidget):
             "Show a notification when contribution starts, pauses or needs attention"
         )
         app_layout.addWidget(self.notifications)
+        self.start_at_login = QCheckBox("Start RMA Compute when I log in")
+        self.start_at_login.setVisible(autostart_description is not None)
+        if autostart_description is not None:
+            self.start_at_login.setToolTip(f"Kept as {autostart_description}.")
+        app_layout.addWidget(self.start_at_login)
+        self.idle = QLabel(describe_idle(None))
+        self.idle.setWordWrap(True)
+        self.idle.setVisible(idle_reading is not None)
+        app_layout.addWidget(self.idle)
         self.credentials = QLabel(credentials_note)
         self.credentials.setWordWrap(True)
         self.credentials.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -188,6 +232,7 @@ class SettingsPage(QWidget):
         self.enrollment.setText(settings.enrollment_token or "")
         self.limits.load(settings)
         self.notifications.setChecked(settings.notifications)
+        self.start_at_login.setChecked(settings.start_at_login)
         self.error.clear()
 
     def _editing(self) -> bool:
@@ -210,6 +255,7 @@ class SettingsPage(QWidget):
                 "coordinator_url": url or None,
                 "enrollment_token": self.enrollment.text().strip() or None,
                 "notifications": self.notifications.isChecked(),
+                "start_at_login": self.start_at_login.isChecked(),
             }
         )
         # model_copy does not validate; a round trip does (percent ≤ 100, positive limits).
@@ -230,3 +276,29 @@ class SettingsPage(QWidget):
         self.error.clear()
         self._settings = settings
         self.saved.emit(settings)
+
+    # -- the live idle readout -------------------------------------------------------------------
+
+    def refresh_idle(self) -> None:
+        """Show the latest idle reading (a cached value: reading it never blocks)."""
+        if self._idle_reading is not None:
+            self.idle.setText(describe_idle(self._idle_reading()))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """On screen: ask for idle readings every second, and show them."""
+        super().showEvent(event)
+        if self._idle_reading is None:
+            return
+        if not self._watching and self._watch_idle is not None:
+            self._watch_idle(True)
+        self._watching = True
+        self.refresh_idle()
+        self._idle_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """Off screen: no more readings on its account."""
+        super().hideEvent(event)
+        self._idle_timer.stop()
+        if self._watching and self._watch_idle is not None:
+            self._watch_idle(False)
+        self._watching = False

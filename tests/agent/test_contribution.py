@@ -19,11 +19,14 @@ from desktop_app.agent.agent import AgentConfig
 from desktop_app.agent.containers import DockerGateway
 from desktop_app.agent.contribution import Contribution, Snapshot
 from desktop_app.agent.credentials import FileCredentialStore
+from desktop_app.agent.governor import GovernorConfig
 from desktop_app.agent.hardware import ProbeReport
 from desktop_app.agent.paths import AppPaths
+from desktop_app.agent.policy_loop import LoopTiming
 from desktop_app.agent.settings import SettingsStore, VolunteerSettings
 from shared import DockerInfo, GpuInfo, WorkerCapabilities
 from tests.fixtures.coordinator import LiveCoordinator, wait_until
+from tests.fixtures.machine_signals import MachineSignals
 
 GIB = 1024**3
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/rma-test/docker.sock"}
@@ -54,13 +57,19 @@ def fast(config: AgentConfig) -> AgentConfig:
     return replace(config, max_retry_delay=0.5, unregister_timeout=2.0, reconcile_interval=0.2)
 
 
+FAST_GOVERNOR = GovernorConfig(start_after=0.2, stop_after=1.0, restart_after=1.0)
+FAST_LOOP = LoopTiming(input_check=0.1, check_interval=0.2, readout_interval=0.2)
+
+
 def make(
     tmp_path: Path,
     coordinator: LiveCoordinator,
     settings: VolunteerSettings,
     notice: str | None = None,
+    signals: MachineSignals | None = None,
 ) -> Contribution:
     paths = AppPaths.under(tmp_path / "app").ensure()
+    signals = signals or MachineSignals()
     return Contribution(
         paths=paths,
         store=SettingsStore(paths.config_dir),
@@ -71,6 +80,11 @@ def make(
         environ={"RMA_COORDINATOR_URL": coordinator.url},
         agent_config=fast,
         notice=notice,
+        idle_factory=signals.idle_detector,
+        battery=signals.read_battery,
+        load_meter=signals.load_meter,
+        governor=FAST_GOVERNOR,
+        loop_timing=FAST_LOOP,
     )
 
 
