@@ -339,7 +339,8 @@ class Agent:
                 capabilities=capabilities,
             )
         )
-        return response.next_heartbeat_in
+        # Registering says nothing of a pause: say it at once, so no work is routed here.
+        return 0.0 if self._paused else response.next_heartbeat_in
 
     async def _capabilities(self) -> WorkerCapabilities:
         """The machine's capabilities, probed again only when the last probe is stale.

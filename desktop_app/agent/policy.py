@@ -102,7 +102,7 @@ def _clock(moment: datetime, now: datetime, zone: tzinfo | None) -> str:
         return "tomorrow " + local.strftime("%H:%M")
     if local.date() < today + timedelta(days=7):
         return local.strftime("%a %H:%M")
-    return local.strftime("%a %d %b %H:%M").replace(" 0", " ")
+    return f"{local:%a} {local.day} {local:%b %H:%M}"  # "Sat 7 Mar 08:00"
 
 
 def _minutes(seconds: float) -> str:

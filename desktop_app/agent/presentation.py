@@ -13,6 +13,8 @@ from typing import Literal
 
 from desktop_app.agent.agent import AgentStatus
 from desktop_app.agent.governor import Applied
+from desktop_app.agent.policy import Decision
+from desktop_app.agent.schedule import ContributionRules
 from desktop_app.agent.settings import VolunteerSettings
 from shared import TIER_NAMES, ContainerReport, DockerInfo, WorkerCapabilities
 from shared.tiers import TierRequirementsNotMet, TierRules, assign_tier
@@ -188,6 +190,27 @@ def _held_by_policy(applied: Applied) -> Situation | None:
     if fix is None:
         return Situation(kind, decision.headline, decision.reason)
     return Situation(kind, decision.headline, decision.reason, fix.action, fix.label)
+
+
+def why_not_contributing(decision: Decision, rules: ContributionRules) -> str:
+    """Names the rule that keeps the computer to itself, in the words of the Schedule tab."""
+    minutes = f"{rules.idle_minutes:g} minute" + ("" if rules.idle_minutes == 1 else "s")
+    away = f"your rule “Only when I have not used the computer for {minutes}”"
+    names = {
+        "paused": "you paused it",
+        "snoozed": "you snoozed it",
+        "schedule": "your schedule “Only at these times” ("
+        + "; ".join(window.describe() for window in rules.windows)
+        + ")",
+        "battery": "your rule “Never on battery”"
+        if rules.battery == "never"
+        else f"your rule “On battery only above {rules.battery_min_percent}% charge”",
+        "busy": f"your rule “Wait while my own programs use more than {rules.busy_percent}% "
+        "of the processor”",
+        "in_use": away,
+        "idle_unknown": away + ", and this computer cannot tell when you are away",
+    }
+    return f"Why isn't it contributing? Because of {names.get(decision.rule, decision.rule)}."
 
 
 def _contributing(containers: tuple[ContainerReport, ...]) -> Situation:

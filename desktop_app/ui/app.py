@@ -139,6 +139,8 @@ class DesktopApp(QObject):
         )
         tray.open_requested.connect(lambda: self.window.bring_forward())
         tray.open_logs_requested.connect(self.open_logs)
+        tray.why_requested.connect(lambda: self.window.show_tab("overview"))
+        tray.fix_requested.connect(self._act)
         tray.quit_requested.connect(self.quit)
 
     # -- life cycle --------------------------------------------------------------------------
@@ -230,7 +232,7 @@ class DesktopApp(QObject):
             self.window.showMinimized()
 
     def _act(self, action: str) -> None:
-        quick_fixes = {
+        quick_fixes: dict[str, dict[str, object]] = {
             "allow_battery": {"battery": "allow"},
             "stop_busy_pause": {"busy_pause": False},
             "stop_idle_only": {"idle_only": False},

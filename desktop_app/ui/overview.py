@@ -14,7 +14,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.agent.contribution import Snapshot
-from desktop_app.agent.presentation import describe_hardware, describe_tier
+from desktop_app.agent.presentation import (
+    describe_hardware,
+    describe_tier,
+    why_not_contributing,
+)
 from desktop_app.agent.settings import VolunteerSettings
 from desktop_app.ui.widgets import ToggleSwitch
 from shared.units import format_bytes
@@ -51,7 +55,7 @@ def describe_decision(snapshot: Snapshot) -> tuple[str, str | None, str]:
     if decision.active:  # its timing rules hold the start for a moment
         return f"Starting in a moment. {decision.reason}", None, ""
     fix = decision.fix
-    text = f"Why isn't it contributing? {decision.headline}. {decision.reason}"
+    text = why_not_contributing(decision, snapshot.settings.rules)
     return text, (fix.action if fix else None), (fix.label if fix else "")
 
 

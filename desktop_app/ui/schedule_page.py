@@ -85,7 +85,7 @@ class WeekChart(QWidget):
     """An hour inside a window, while "Only at these times" is on."""
     FILLED_UNUSED = QColor("#a9c9c0")
     """An hour inside a window, while the schedule is switched off (kept, not in use)."""
-    EMPTY = QColor("#e8eaed")
+    EMPTY = QColor("#d9dce0")
     """An hour outside every window."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -195,11 +195,12 @@ class SchedulePage(QWidget):
         outer.addWidget(scroll, 1)
 
         intro = QLabel(
-            "Choose when the pool may use this computer. Everything here can be combined: "
-            "the pool works only while every rule you tick allows it."
+            "Choose when the pool may use this computer. Everything here can be combined.\n"
+            "The pool works only while every rule you tick allows it."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
+        layout.addSpacing(4)
 
         layout.addWidget(self._away_box())
         layout.addWidget(self._after_hours_box())
@@ -263,10 +264,19 @@ class SchedulePage(QWidget):
         self.window_list.setAccessibleName("Time windows")
         self.window_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.window_list.itemSelectionChanged.connect(self._selection_changed)
+        # A click on the window already selected loads it again, over a half-made edit.
+        self.window_list.itemClicked.connect(self._selection_changed)
         self.chart = WeekChart()
         self.window_list.setFixedHeight(self.chart.sizeHint().height())
-        overview.addWidget(self.window_list, 1)
-        overview.addWidget(self.chart, 0, Qt.AlignmentFlag.AlignTop)
+        chart_column = QVBoxLayout()
+        chart_column.setSpacing(2)
+        chart_column.addWidget(self.chart)
+        self.chart_caption = QLabel()
+        self.chart_caption.setWordWrap(True)
+        chart_column.addWidget(self.chart_caption)
+        chart_column.addStretch(1)
+        overview.addWidget(self.window_list, 1, Qt.AlignmentFlag.AlignTop)
+        overview.addLayout(chart_column)
         layout.addLayout(overview)
 
         editor = QFormLayout()
@@ -279,7 +289,7 @@ class SchedulePage(QWidget):
             button.setCheckable(True)
             button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
             button.setStyleSheet(_DAY_BUTTON_STYLE)
-            button.setMinimumWidth(44)
+            button.setFixedWidth(48)
             self.day_buttons.append(button)
             days_row.addWidget(button)
         days_row.addStretch(1)
@@ -309,8 +319,8 @@ class SchedulePage(QWidget):
         self.update_button.clicked.connect(self._update)
         self.remove_button = QPushButton("Remove")
         self.remove_button.clicked.connect(self._remove)
-        for button in (self.add_button, self.update_button, self.remove_button):
-            actions.addWidget(button)
+        for action in (self.add_button, self.update_button, self.remove_button):
+            actions.addWidget(action)
         self.window_error = QLabel()
         self.window_error.setStyleSheet(ERROR_STYLE)
         self.window_error.setWordWrap(True)
@@ -413,6 +423,8 @@ class SchedulePage(QWidget):
 
     def save(self) -> None:
         """Check the form; emit :attr:`saved` when valid, else say what is wrong."""
+        if self._rules is None:
+            return  # nothing loaded yet: saving the defaults shown would overwrite real rules
         try:
             rules = self.current_rules()
         except ValueError as exc:
@@ -432,8 +444,8 @@ class SchedulePage(QWidget):
         self._idle_exact = rules.idle_minutes
         self.gpu_only_when_idle.setChecked(rules.gpu_only_when_idle)
         self.schedule_only.setChecked(rules.schedule_only)
+        self._schedule_toggled(rules.schedule_only)
         self._set_windows(list(rules.windows))
-        self.chart.set_in_use(rules.schedule_only)
         battery = self.battery_group.button(_BATTERY_CHOICES.index(rules.battery))
         battery.setChecked(True)
         self.battery_min_percent.setValue(rules.battery_min_percent)
@@ -460,6 +472,11 @@ class SchedulePage(QWidget):
 
     def _schedule_toggled(self, checked: bool) -> None:
         self.chart.set_in_use(checked)
+        self.chart_caption.setText(
+            "Shaded: the hours the pool may use."
+            if checked
+            else 'Shaded hours count once "Only at these times" is ticked.'
+        )
         if checked and self.error.text() == NO_WINDOWS_MESSAGE:
             self.error.clear()
 
@@ -482,7 +499,7 @@ class SchedulePage(QWidget):
         rows = [index.row() for index in self.window_list.selectedIndexes()]
         return rows[0] if rows else None
 
-    def _selection_changed(self, load: bool = True) -> None:
+    def _selection_changed(self, *_: object, load: bool = True) -> None:
         row = self._selected_row()
         self.update_button.setEnabled(row is not None)
         self.remove_button.setEnabled(row is not None)

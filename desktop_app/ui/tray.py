@@ -34,6 +34,10 @@ class TrayController(QObject):
     snooze_requested = Signal(str)
     """``"hour"`` or ``"tomorrow"``."""
     open_requested = Signal()
+    why_requested = Signal()
+    """Open the Overview, where the "why" line names the rule."""
+    fix_requested = Signal(str)
+    """The one fix for the rule that holds contribution (a ``FixAction``)."""
     open_logs_requested = Signal()
     quit_requested = Signal()
     notified = Signal(object)
@@ -58,6 +62,12 @@ class TrayController(QObject):
         self.snooze_tomorrow_action.triggered.connect(
             lambda: self.snooze_requested.emit("tomorrow")
         )
+        # Below Pause, Resume and Snooze, so their places in the menu never move.
+        self.why_action = self._add("Why isn't it contributing?", self.why_requested.emit)
+        self.why_action.setVisible(False)
+        self.fix_action = self._add("", self._fix_chosen)
+        self.fix_action.setVisible(False)
+        self._fix: str | None = None
         self.menu.addSeparator()
         self.open_action = self._add("Open RMA Compute", self.open_requested.emit)
         self.logs_action = self._add("Open logs", self.open_logs_requested.emit)
@@ -93,6 +103,18 @@ class TrayController(QObject):
             self.icon.setIcon(state_icon(situation.kind))
         self.icon.setToolTip(f"RMA Compute — {situation.headline}\n{situation.reason}")
         self.status_action.setText(situation.headline)
+        # A rule of the volunteer's holds contribution: why, and its one fix, one click away.
+        # (Their own pause or snooze has Resume above.)
+        decision = snapshot.decision
+        fix = None
+        held = False
+        if decision is not None and snapshot.settings.joined and not snapshot.stopping:
+            held = not decision.active and decision.rule not in ("paused", "snoozed")
+            fix = decision.fix if held else None
+        self.why_action.setVisible(held)
+        self._fix = fix.action if fix is not None else None
+        self.fix_action.setVisible(fix is not None)
+        self.fix_action.setText(fix.label if fix is not None else "")
         joined = snapshot.settings.joined and not snapshot.stopping
         self.pause_action.setVisible(not snapshot.paused)
         self.pause_action.setEnabled(joined)
@@ -101,6 +123,10 @@ class TrayController(QObject):
         self.snooze_menu.setEnabled(joined)
         self.quit_action.setEnabled(not snapshot.stopping)
         self.open_action.setText("Open RMA Compute" if joined else "Check and join…")
+
+    def _fix_chosen(self) -> None:
+        if self._fix is not None:
+            self.fix_requested.emit(self._fix)
 
     def notify(self, notice: Notice) -> None:
         """Show a desktop notification."""

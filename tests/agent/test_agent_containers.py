@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +80,22 @@ def placing_coordinator(tmp_path: Path) -> Any:
     coordinator.stop()
 
 
-def run_agent(coordinator: LiveCoordinator, state_dir: Path, runtime: RecordingRuntime) -> Any:
+def run_agent(
+    coordinator: LiveCoordinator,
+    state_dir: Path,
+    runtime: RecordingRuntime,
+    in_flight: Callable[[], int] | None = None,
+    **config: Any,
+) -> Any:
     agent = Agent(
-        AgentConfig(coordinator_url=coordinator.url, name="docker-box", max_retry_delay=0.5),
+        AgentConfig(
+            coordinator_url=coordinator.url, name="docker-box", max_retry_delay=0.5, **config
+        ),
         identities=IdentityStore(state_dir, FileCredentialStore(state_dir / "credentials.json")),
         probe=StaticProbe(WorkerCapabilities(cpu_cores=4, ram=8 * GIB, docker=DOCKER)),
         load_sampler=lambda: 0.1,
         containers=runtime,  # type: ignore[arg-type]
+        in_flight=in_flight,
     )
     return AgentThread(agent).start()
 
@@ -128,6 +138,68 @@ def test_pause_stops_the_containers_but_never_retires_them(
         wait_until(
             lambda: ["web"] in runtime.seen("reconcile")[calls_before:], 5, "web back on resume"
         )
+    finally:
+        runner.stop()
+
+
+class PoolWatchingRuntime(RecordingRuntime):
+    """Records what the pool said about this worker at the moment the containers stop."""
+
+    def __init__(self, coordinator: LiveCoordinator) -> None:
+        super().__init__()
+        self.coordinator = coordinator
+        self.pool_said_at_stop: list[str] = []
+
+    def stop_all(self) -> None:
+        self.pool_said_at_stop.append(self.coordinator.workers()[0]["schedulability"])
+        super().stop_all()
+
+
+def test_a_pause_tells_the_pool_first_then_lets_work_finish_then_stops(
+    placing_coordinator: LiveCoordinator, tmp_path: Path
+) -> None:
+    runtime = PoolWatchingRuntime(placing_coordinator)
+    requests = [2]
+    answered_at: list[float] = []
+
+    def in_flight() -> int:
+        # Two requests under way; they finish 0.3 s into the pause.
+        if answered_at and time.monotonic() - answered_at[0] > 0.3:
+            requests[0] = 0
+        return requests[0]
+
+    runner = run_agent(
+        placing_coordinator, tmp_path / "state", runtime, in_flight, drain_timeout=5.0
+    )
+    try:
+        wait_until(lambda: runtime.seen("reconcile"), 10, "a reconcile pass")
+        paused_at = time.monotonic()
+        answered_at.append(paused_at)
+        runner.agent.set_paused(True)
+        wait_until(lambda: runtime.seen("stop_all"), 5, "the containers to stop on pause")
+        took = time.monotonic() - paused_at
+        # No new work is routed here by the time the containers stop...
+        assert runtime.pool_said_at_stop == ["paused"]
+        # ...and the two requests under way were let finish, not cut off.
+        assert requests == [0]
+        assert 0.3 <= took < 2.0
+    finally:
+        runner.stop()
+
+
+def test_work_that_does_not_finish_is_stopped_after_the_drain_limit(
+    placing_coordinator: LiveCoordinator, tmp_path: Path
+) -> None:
+    runtime = RecordingRuntime()
+    runner = run_agent(
+        placing_coordinator, tmp_path / "state", runtime, lambda: 1, drain_timeout=0.5
+    )
+    try:
+        wait_until(lambda: runtime.seen("reconcile"), 10, "a reconcile pass")
+        paused_at = time.monotonic()
+        runner.agent.set_paused(True)
+        wait_until(lambda: runtime.seen("stop_all"), 5, "the containers to stop on pause")
+        assert 0.5 <= time.monotonic() - paused_at < 2.0
     finally:
         runner.stop()
 

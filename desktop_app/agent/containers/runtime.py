@@ -238,6 +238,20 @@ class ContainerRuntime:
                 return None
             return f"http://127.0.0.1:{slot.host_port}"
 
+    def running_container_ids(self) -> list[str]:
+        """The full ids of the desired services' containers that were running at the last look.
+
+        Cheap and safe from any thread: it reads what the passes recorded and asks Docker
+        nothing, so a container that stopped since the last pass is still listed until the
+        next one (a caller reading its counters must expect it gone).
+        """
+        with self._state_lock:
+            return [
+                slot.container_id
+                for slot in self._slots.values()
+                if slot.container_up and slot.container_id is not None
+            ]
+
     def details(self) -> list[ContainerDetails]:
         """Every desired service with its container's CPU, memory and start time now.
 
