@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,7 @@ def make(
     settings: VolunteerSettings,
     notice: str | None = None,
     signals: MachineSignals | None = None,
+    **options: Any,
 ) -> Contribution:
     paths = AppPaths.under(tmp_path / "app").ensure()
     signals = signals or MachineSignals()
@@ -85,6 +87,7 @@ def make(
         load_meter=signals.load_meter,
         governor=FAST_GOVERNOR,
         loop_timing=FAST_LOOP,
+        **options,
     )
 
 
