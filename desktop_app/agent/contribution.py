@@ -189,6 +189,7 @@ class Contribution:
         self._governor = governor
         self._loop_timing = loop_timing
         self._policy_loop: PolicyLoop | None = None
+        self._idle_watchers = 0
         self._applied: Applied | None = None
         self._gpu_claim: bool | None = None
         """Whether the running agent offered the graphics card to the pool."""
@@ -284,6 +285,10 @@ class Contribution:
             if not self._settings.joined or self._shut_down:
                 return
             self._arm_snooze_timer()
+            if self._policy_loop is None and self._settings.start_at_login:
+                # Once per run: the entry is written again, so it starts this copy of the app
+                # even after it was moved or reinstalled elsewhere.
+                self._apply_autostart()
             self._start_policy_loop()
             if self.running:
                 if self._stopping:
@@ -296,7 +301,8 @@ class Contribution:
         """The volunteer agreed in the first-run check: save and start contributing."""
         self._change(lambda _: settings.model_copy(update={"joined": True}))
         self.start()
-        self._apply_autostart()
+        if not self._settings.start_at_login:
+            self._apply_autostart()
 
     def set_contributing(self, on: bool) -> None:
         """The big switch: on resumes (and ends a snooze), off pauses until switched on."""
@@ -391,7 +397,9 @@ class Contribution:
 
     def watch_idle(self, watching: bool) -> None:
         """The live idle readout is (or is no longer) on screen: read idle time every second."""
-        loop = self._policy_loop
+        with self._lock:
+            self._idle_watchers = max(0, self._idle_watchers + (1 if watching else -1))
+            loop = self._policy_loop
         if loop is not None:
             loop.watch_idle(watching)
 
@@ -412,6 +420,8 @@ class Contribution:
             timing=self._loop_timing,
         )
         self._policy_loop = loop
+        for _ in range(self._idle_watchers):  # the readout was opened before contribution began
+            loop.watch_idle(True)
         loop.start()
 
     def _pool_container_ids(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QUrl
@@ -12,6 +13,7 @@ from desktop_app.agent.settings import VolunteerSettings
 from desktop_app.ui.app import DesktopApp
 from tests.agent.test_contribution import make
 from tests.fixtures.coordinator import LiveCoordinator
+from tests.fixtures.machine_signals import MachineSignals
 
 DesktopFactory = Callable[..., DesktopApp]
 
@@ -32,8 +34,17 @@ def make_desktop(
         *,
         tray_available: bool = True,
         notice: str | None = None,
+        signals: MachineSignals | None = None,
+        **options: Any,
     ) -> DesktopApp:
-        contribution = make(tmp_path, live_coordinator, settings or VolunteerSettings(), notice)
+        contribution = make(
+            tmp_path,
+            live_coordinator,
+            settings or VolunteerSettings(),
+            notice,
+            signals=signals,
+            **options,
+        )
         desktop = DesktopApp(
             contribution, tray_available=tray_available, open_url=opened_urls.append
         )
