@@ -90,8 +90,6 @@ from tests.fixtures.x_desktop import (  # noqa: E402
 
 EMPTY_APP = REPO / "bench" / "empty_tray_app.py"
 MIB = 1024 * 1024
-COORDINATOR_HEARTBEAT_S = 30.0
-"""The coordinator's default heartbeat interval (``RMA_HEARTBEAT_INTERVAL``)."""
 
 
 @dataclass
@@ -354,48 +352,36 @@ def parse_subjects(args: argparse.Namespace) -> list[Subject]:
 @contextlib.contextmanager
 def pool_subjects(root: Path) -> Iterator[list[Subject]]:
     """A real pool for rma-desktop: private dockerd, loopback registry, a coordinator."""
-    from tests.e2e.processes import web_service_coordinator
-    from tests.fixtures.container_images import serve_registry
-    from tests.fixtures.docker_engine import running_dockerd
+    from bench._pool import COORDINATOR_HEARTBEAT_S, running_pool, write_settings
 
-    root.mkdir(parents=True)
-    with running_dockerd() as daemon, serve_registry(daemon.engine) as registry:
-        # The coordinator's default heartbeat interval, as a volunteer's app would see.
-        coordinator = web_service_coordinator(
-            root, registry.image, heartbeat_interval=COORDINATOR_HEARTBEAT_S
-        ).start()
-        url = coordinator.url
-        try:
-            subjects = []
-            for name, settings in (
-                ("rma-desktop contributing", {"joined": True}),
-                ("rma-desktop paused", {"joined": True, "contributing": False}),
-            ):
-                home = root / name.replace(" ", "-")
-                config = home / "config" / "RMA Compute"
-                config.mkdir(parents=True)
-                (config / "settings.json").write_text(json.dumps(settings))
-                subjects.append(
-                    Subject(
-                        name,
-                        [
-                            str(Path(sys.executable).with_name("rma-desktop")),
-                            "--credential-store",
-                            "file",
-                        ],
-                        wm_class="rma-desktop",
-                        env={
-                            "XDG_CONFIG_HOME": str(home / "config"),
-                            "XDG_STATE_HOME": str(home / "state"),
-                            "XDG_CACHE_HOME": str(home / "cache"),
-                            "RMA_COORDINATOR_URL": url,
-                            "DOCKER_HOST": daemon.engine.host,
-                        },
-                    )
+    # The coordinator's default heartbeat interval, as a volunteer's app would see.
+    with running_pool(root, heartbeat_interval=COORDINATOR_HEARTBEAT_S) as pool:
+        subjects = []
+        for name, settings in (
+            ("rma-desktop contributing", {"joined": True}),
+            ("rma-desktop paused", {"joined": True, "contributing": False}),
+        ):
+            home = root / name.replace(" ", "-")
+            write_settings(home / "config", settings)
+            subjects.append(
+                Subject(
+                    name,
+                    [
+                        str(Path(sys.executable).with_name("rma-desktop")),
+                        "--credential-store",
+                        "file",
+                    ],
+                    wm_class="rma-desktop",
+                    env={
+                        "XDG_CONFIG_HOME": str(home / "config"),
+                        "XDG_STATE_HOME": str(home / "state"),
+                        "XDG_CACHE_HOME": str(home / "cache"),
+                        "RMA_COORDINATOR_URL": pool.coordinator.url,
+                        "DOCKER_HOST": pool.engine.host,
+                    },
                 )
-            yield subjects
-        finally:
-            coordinator.stop()
+            )
+        yield subjects
 
 
 def main() -> int:

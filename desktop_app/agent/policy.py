@@ -194,8 +194,13 @@ class ContributionPolicy:
         battery = self._battery(signals)
         if battery is not None:
             return battery
+        idle = signals.idle_seconds
+        threshold = rules.idle_seconds
+        idle_enough = idle is not None and idle >= threshold
         busy = signals.other_cpu_percent
         if rules.busy_pause and busy is not None and busy > rules.busy_percent:
+            # Load alone flutters and must hold; but when "only when idle" would stop it too
+            # (someone is at the keyboard), the person gets the computer back at once.
             return Decision(
                 False,
                 False,
@@ -204,11 +209,8 @@ class ContributionPolicy:
                 f"Your own programs are using {busy:.0f}% of the processor (more than "
                 f"{rules.busy_percent}%), so the pool waits until they are done.",
                 fix=Fix("stop_busy_pause", "Contribute even when busy"),
-                sudden=False,
+                sudden=rules.idle_only and not idle_enough,
             )
-        idle = signals.idle_seconds
-        threshold = rules.idle_seconds
-        idle_enough = idle is not None and idle >= threshold
         if rules.idle_only and not idle_enough:
             if idle is None:
                 return Decision(

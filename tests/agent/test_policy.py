@@ -213,6 +213,18 @@ def test_busy() -> None:
     assert decide(replace_rules(rules, busy_pause=False), Signals(other_cpu_percent=99)).active
 
 
+def test_busy_while_someone_is_at_the_keyboard_is_sudden() -> None:
+    # The busy rule is reported (it comes first), but with "only when idle" the volunteer's
+    # return would stop contribution at once anyway: the stop must not wait for the load.
+    rules = ContributionRules(idle_only=True, idle_minutes=5)
+    back = decide(rules, Signals(idle_seconds=2.0, other_cpu_percent=95.0))
+    assert (back.active, back.rule, back.sudden) == (False, "busy", True)
+    unknown = decide(rules, Signals(idle_seconds=None, other_cpu_percent=95.0))
+    assert (unknown.rule, unknown.sudden) == ("busy", True)
+    away = decide(rules, Signals(idle_seconds=600.0, other_cpu_percent=95.0))
+    assert (away.rule, away.sudden) == ("busy", False)
+
+
 def replace_rules(rules: ContributionRules, **changes: object) -> ContributionRules:
     return ContributionRules.model_validate(rules.model_dump() | changes)
 
@@ -419,7 +431,15 @@ def test_decision_follows_the_rule_order(
         assert d.sudden
     else:
         assert d.fix is not None
-        assert d.sudden == (d.rule != "busy")
+        idle_enough = (
+            signals.idle_seconds is not None
+            and signals.idle_seconds >= rules.idle_minutes * 60
+        )
+        if d.rule == "busy":
+            # Load alone must hold; someone at the keyboard under "only when idle" need not.
+            assert d.sudden == (rules.idle_only and not idle_enough)
+        else:
+            assert d.sudden
     if d.until is not None:
         assert d.until > now
     if paused:
