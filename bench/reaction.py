@@ -67,6 +67,7 @@ from desktop_app.agent.governor import GovernorConfig  # noqa: E402
 from desktop_app.agent.policy_loop import LoopTiming  # noqa: E402
 from tests.e2e.test_desktop_process import MANAGED, DesktopApp, only_worker  # noqa: E402
 from tests.fixtures.container_images import IMAGE_PORT  # noqa: E402
+from tests.fixtures.docker_engine import DockerEngine  # noqa: E402
 from tests.fixtures.waiting import WaitTimedOut, wait_until  # noqa: E402
 from tests.fixtures.x_desktop import (  # noqa: E402
     SCREEN,
@@ -84,7 +85,10 @@ RESTART_MARGIN_S = 1.0
 """The threshold is reached this long after ``restart_after`` has passed since the stop."""
 STEP_TIMEOUT_S = 90.0
 FIRST_START_TIMEOUT_S = 180.0
-"""The first start waits for placement and a heartbeat (30 s by default)."""
+"""The first start may wait for placement and a heartbeat (30 s by default)."""
+LAUNCH_WATCH_S = 5.0
+"""After launch, someone stays at the computer this long past registration and the app's
+first decision, while the bench watches that nothing runs."""
 HEALTH_TIMEOUT_S = 0.5
 COMEBACK_LIMIT_S = 2.0
 """The promise: the computer is the volunteer's again within this long after they touch it."""
@@ -117,6 +121,8 @@ class Cycle:
     input_to_stopped_s: float | None = None
     direct_run_to_answering_s: float | None = None
     direct_stop_s: float | None = None
+    ran_while_in_use_s: float | None = None
+    """About how long the service ran while someone was at the computer (None: never seen)."""
 
     @property
     def machinery_s(self) -> float | None:
@@ -277,28 +283,68 @@ def direct_round(client: docker.DockerClient, image: str) -> tuple[float, float]
 # -- the run -------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def watching_for_runs(engine: DockerEngine) -> Iterator[list[float]]:
+    """While the block runs, note each 20 ms poll that finds the service running.
+
+    For the times someone is at the computer, when nothing may run: a thread with its own
+    Docker client, so a start that lasts a fraction of a second is still seen.
+    """
+    sightings: list[float] = []
+    stop = threading.Event()
+    client = engine.client()
+
+    def watch() -> None:
+        with contextlib.suppress(docker.errors.DockerException):
+            while not stop.wait(POLL_S):
+                if managed_running(client):
+                    sightings.append(time.monotonic())
+
+    thread = threading.Thread(target=watch, name="watch", daemon=True)
+    thread.start()
+    try:
+        yield sightings
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        client.close()
+
+
+def ran_for(sightings: list[float]) -> float | None:
+    """About how long the service was seen running (first to last sighting, plus a poll)."""
+    return sightings[-1] - sightings[0] + POLL_S if sightings else None
+
+
 def first_start(
     app: DesktopApp, pool: Pool, hand: Hand, client: docker.DockerClient, idle_s: float
 ) -> Cycle:
     """Launch the app while someone is at the computer, then leave it alone."""
-    with hand.at_the_computer(idle_s / 4):
+    cycle = Cycle(0)
+    with hand.at_the_computer(idle_s / 4), watching_for_runs(pool.engine) as sightings:
         app.start()
         wait_until(lambda: only_worker(pool.coordinator), 60, f"registration:\n{app.log()}")
         wait_until(lambda: WAITING_HEADLINE in app.log(), 30, f"its decision:\n{app.log()}")
+        # The app starts its container loop once registered; give it time to settle.
+        time.sleep(LAUNCH_WATCH_S)
         if managed_running(client):
             raise BenchFailed(f"the service runs while someone is at the computer:\n{app.log()}")
+    cycle.ran_while_in_use_s = ran_for(sightings)
     last_input = hand.touch()
-    running, answered = wait_until_answering(client, FIRST_START_TIMEOUT_S)
     threshold = last_input + idle_s
-    return Cycle(0, answered - threshold, running - threshold)
+    running, answered = wait_until_answering(client, FIRST_START_TIMEOUT_S)
+    cycle.threshold_to_answering_s = answered - threshold
+    cycle.threshold_to_running_s = running - threshold
+    return cycle
 
 
 def one_cycle(
-    number: int, app: DesktopApp, image: str, hand: Hand, client: docker.DockerClient, idle_s: float
+    number: int, app: DesktopApp, pool: Pool, hand: Hand, client: docker.DockerClient, idle_s: float
 ) -> Cycle:
     """Contributing → the volunteer comes back → uses it ≥ restart_after → leaves."""
     cycle = Cycle(number)
     time.sleep(SETTLE_S)
+    if not managed_running(client):
+        raise BenchFailed(f"the service stopped before anyone came back:\n{app.log()}")
     came_back = hand.touch()
     stopped = poll(lambda: not managed_running(client), STEP_TIMEOUT_S, "the containers to stop")
     cycle.input_to_stopped_s = stopped - came_back
@@ -306,13 +352,14 @@ def one_cycle(
     # They use the computer until a start could follow the threshold by start_after alone:
     # the governor stopped no later than `stopped`, so restart_after has passed by then.
     leave_at = stopped + GOVERNOR.restart_after - idle_s + RESTART_MARGIN_S
-    with hand.at_the_computer(idle_s / 4):
-        cycle.direct_run_to_answering_s, cycle.direct_stop_s = direct_round(client, image)
+    with hand.at_the_computer(idle_s / 4), watching_for_runs(pool.engine) as sightings:
+        cycle.direct_run_to_answering_s, cycle.direct_stop_s = direct_round(client, pool.image)
         time.sleep(max(0.0, leave_at - time.monotonic()))
         if managed_running(client):
             raise BenchFailed(
                 f"the service started while someone was at the computer:\n{app.log()}"
             )
+    cycle.ran_while_in_use_s = ran_for(sightings)
     last_input = hand.touch()
     threshold = last_input + idle_s
     running, answered = wait_until_answering(client, STEP_TIMEOUT_S)
@@ -352,7 +399,7 @@ def measure(args: argparse.Namespace, root: Path, report: Report) -> None:
                 flush=True,
             )
             for number in range(1, args.cycles + 1):
-                cycle = one_cycle(number, app, pool.image, hand, client, args.idle_seconds)
+                cycle = one_cycle(number, app, pool, hand, client, args.idle_seconds)
                 report.cycles.append(cycle)
                 print(
                     f"cycle {number}/{args.cycles}: input→stopped "
@@ -375,7 +422,7 @@ def _s(value: float | None) -> str:
 def print_table(report: Report) -> None:
     header = (
         f"{'cycle':<7}{'threshold→answering':>21}{'machinery':>11}{'→running':>10}"
-        f"{'input→stopped':>15}{'direct run→answ.':>18}{'direct stop':>13}"
+        f"{'input→stopped':>15}{'direct run→answ.':>18}{'direct stop':>13}{'ran in use':>12}"
     )
     print()
     print(header)
@@ -386,6 +433,7 @@ def print_table(report: Report) -> None:
             f"{name:<7}{_s(cycle.threshold_to_answering_s):>21}{_s(cycle.machinery_s):>11}"
             f"{_s(cycle.threshold_to_running_s):>10}{_s(cycle.input_to_stopped_s):>15}"
             f"{_s(cycle.direct_run_to_answering_s):>18}{_s(cycle.direct_stop_s):>13}"
+            f"{_s(cycle.ran_while_in_use_s):>12}"
         )
     if report.counted():
         print("-" * len(header))
@@ -400,7 +448,8 @@ def print_table(report: Report) -> None:
         "seconds. first*: the first start after launch, which also waits for the coordinator "
         "to place the service (not in the medians). machinery = threshold→answering - "
         f"start_after ({GOVERNOR.start_after:g} s). →running: threshold until Docker lists "
-        "the container as running."
+        "the container as running. ran in use: about how long the service's container ran "
+        "while the pointer was moving (polled every 20 ms; - = never seen)."
     )
 
 
@@ -432,6 +481,18 @@ def print_summary(report: Report) -> None:
         f"get up to {AGENT_DRAIN_S:g} s. Coordinator: heartbeat {HEARTBEAT_S:g} s, placement "
         f"grace {PLACEMENT_GRACE_S:g} s (its defaults)."
     )
+    in_use = [c for c in report.cycles if c.ran_while_in_use_s is not None]
+    if in_use:
+        where = ", ".join(
+            f"{'at launch' if c.number == 0 else f'cycle {c.number}'} ~{c.ran_while_in_use_s:.2f} s"
+            for c in in_use
+        )
+        print(
+            f"while someone was at the computer the service ran anyway, briefly: {where} "
+            "(it should not run at all)."
+        )
+    elif report.cycles:
+        print("while someone was at the computer, the service never ran (polled every 20 ms).")
     stops = [c.input_to_stopped_s for c in report.counted() if c.input_to_stopped_s is not None]
     if stops:
         kept = sum(1 for s in stops if s < COMEBACK_LIMIT_S)
@@ -488,6 +549,9 @@ def main() -> int:
         "--idle-seconds", type=float, default=5.0, help="the volunteer's idle threshold (5)"
     )
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument(
+        "--keep-logs", type=Path, help="keep the logs (app, coordinator, X) in this new folder"
+    )
     args = parser.parse_args()
     if args.cycles < 1:
         parser.error("--cycles must be at least 1")
@@ -499,7 +563,7 @@ def main() -> int:
     report = Report()
     with tempfile.TemporaryDirectory(prefix="rma-reaction-") as tmp:
         try:
-            measure(args, Path(tmp), report)
+            measure(args, args.keep_logs or Path(tmp), report)
         except MissingTool as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

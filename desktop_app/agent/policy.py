@@ -199,8 +199,8 @@ class ContributionPolicy:
         idle_enough = idle is not None and idle >= threshold
         busy = signals.other_cpu_percent
         if rules.busy_pause and busy is not None and busy > rules.busy_percent:
-            # Load alone flutters and must hold; but when "only when idle" would stop it too
-            # (someone is at the keyboard), the person gets the computer back at once.
+            # Load alone flutters and must hold; but when an idle rule would stop it (or its
+            # GPU work) too, someone is at the keyboard: they get the computer back at once.
             return Decision(
                 False,
                 False,
@@ -209,7 +209,8 @@ class ContributionPolicy:
                 f"Your own programs are using {busy:.0f}% of the processor (more than "
                 f"{rules.busy_percent}%), so the pool waits until they are done.",
                 fix=Fix("stop_busy_pause", "Contribute even when busy"),
-                sudden=rules.idle_only and not idle_enough,
+                sudden=(rules.idle_only or (rules.gpu_only_when_idle and gpu_enabled))
+                and not idle_enough,
             )
         if rules.idle_only and not idle_enough:
             if idle is None:

@@ -59,7 +59,7 @@ def clock_time(moment: datetime, now: datetime) -> str:
         return local.strftime("%H:%M")
     if local.date() == today + timedelta(days=1):
         return "tomorrow " + local.strftime("%H:%M")
-    return local.strftime("%a %d %b %H:%M").replace(" 0", " ")
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
 def _docker_problem(status: AgentStatus) -> DockerInfo | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -270,7 +271,7 @@ def test_flapping_input(config: GovernorConfig, steps: list[tuple[float, Decisio
         was_on, was_gpu = a.active, a.gpu
     duration = r.times[-1] - r.times[0]
     assert len(starts) <= 1 + duration / config.restart_after
-    for earlier, later in zip(starts, starts[1:], strict=False):
+    for earlier, later in pairwise(starts):
         assert later - earlier >= config.restart_after
 
 

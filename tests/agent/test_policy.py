@@ -34,9 +34,14 @@ def decide(
     signals: Signals = PLUGGED_IN_IDLE,
     now: datetime = WED_NOON,
     zone: tzinfo | None = UTC_ZONE,
-    **kwargs: object,
+    *,
+    paused: bool = False,
+    snoozed_until: datetime | None = None,
+    gpu_enabled: bool = True,
 ) -> Decision:
-    return ContributionPolicy(rules, zone=zone).decide(now, signals, **kwargs)  # type: ignore[arg-type]
+    return ContributionPolicy(rules, zone=zone).decide(
+        now, signals, paused=paused, snoozed_until=snoozed_until, gpu_enabled=gpu_enabled
+    )
 
 
 # -- each rule, worked examples --------------------------------------------------------------
@@ -432,8 +437,7 @@ def test_decision_follows_the_rule_order(
     else:
         assert d.fix is not None
         idle_enough = (
-            signals.idle_seconds is not None
-            and signals.idle_seconds >= rules.idle_minutes * 60
+            signals.idle_seconds is not None and signals.idle_seconds >= rules.idle_minutes * 60
         )
         if d.rule == "busy":
             # Load alone must hold; someone at the keyboard under "only when idle" need not.
@@ -536,9 +540,7 @@ def test_more_idle_time_never_stops_contribution(
 ) -> None:
     policy = ContributionPolicy(rules, zone=zone)
     first = policy.decide(now, replace(signals, idle_seconds=idle), gpu_enabled=gpu_enabled)
-    later = policy.decide(
-        now, replace(signals, idle_seconds=idle + more), gpu_enabled=gpu_enabled
-    )
+    later = policy.decide(now, replace(signals, idle_seconds=idle + more), gpu_enabled=gpu_enabled)
     if first.active:
         assert later.active
     if first.gpu:
