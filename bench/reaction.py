@@ -26,11 +26,14 @@ stopped with ``container.stop(timeout=10)`` until it no longer runs. Figures are
 ratios to it, because absolute times drift between runs on shared machines.
 
 After a stop the app waits ``GovernorConfig.restart_after`` (30 s) before it starts again,
-so a cycle lasts about 40 s: the bench keeps the pointer moving for that long (someone at the
-computer; the baseline runs meanwhile), then leaves it alone. The first start after launch
-is shown but not counted: it also waits for the coordinator to place the service on the new
-worker (the coordinator runs with its default heartbeat interval and placement grace). The
-image is pulled before the app starts: this is about reacting, not downloading
+so a cycle lasts about 35 s: the bench keeps the pointer moving (every quarter of the
+threshold) until a start after the threshold can only be held by ``start_after``, runs the
+baseline meanwhile, then leaves the computer alone. While the pointer moves, a second
+thread polls Docker every 20 ms: the service must not run at all then, and any time it did
+is reported ("ran in use"). The app is launched with someone at the computer (watched for
+``LAUNCH_WATCH_S`` past its registration); its first start follows and is shown apart, not
+in the medians. The coordinator runs with its own defaults (heartbeat interval, placement
+grace). The image is pulled before the app starts: this is about reacting, not downloading
 (``bench/container_start.py`` measures pulls). Run as root (the private dockerd)::
 
     .venv/bin/python bench/reaction.py [--cycles 3] [--idle-seconds 5] [--json PATH]
@@ -445,8 +448,8 @@ def print_table(report: Report) -> None:
             f"{_s(report.median('direct_stop_s')):>13}"
         )
     print(
-        "seconds. first*: the first start after launch, which also waits for the coordinator "
-        "to place the service (not in the medians). machinery = threshold→answering - "
+        "seconds. first*: launch with someone at the computer, then the first start (it "
+        "follows the launch rather than a stop; not in the medians). machinery = threshold→answering - "
         f"start_after ({GOVERNOR.start_after:g} s). →running: threshold until Docker lists "
         "the container as running. ran in use: about how long the service's container ran "
         "while the pointer was moving (polled every 20 ms; - = never seen)."

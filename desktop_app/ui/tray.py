@@ -101,7 +101,10 @@ class TrayController(QObject):
         if situation.kind != self._kind:
             self._kind = situation.kind
             self.icon.setIcon(state_icon(situation.kind))
-        self.icon.setToolTip(f"RMA Compute — {situation.headline}\n{situation.reason}")
+        tooltip = f"RMA Compute — {situation.headline}\n{situation.reason}"
+        if snapshot.active and snapshot.decision is not None:
+            tooltip += f"\n{snapshot.decision.reason}"  # e.g. until when the schedule allows it
+        self.icon.setToolTip(tooltip)
         self.status_action.setText(situation.headline)
         # A rule of the volunteer's holds contribution: why, and its one fix, one click away.
         # (Their own pause or snooze has Resume above.)

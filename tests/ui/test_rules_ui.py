@@ -48,6 +48,7 @@ def test_why_line_names_the_rule_and_its_fix_works(
     qtbot.waitUntil(lambda: overview.why.text().startswith("Contributing now."), timeout=5000)
     assert not overview.fix_button.isVisible()
     assert not desktop.tray.why_action.isVisible()
+    assert desktop.tray.icon.toolTip().endswith("This computer is helping the pool.")
     store = SettingsStore(desktop.contribution.settings_path.parent)
     qtbot.waitUntil(lambda: not store.load().settings.rules.idle_only, timeout=5000)
 
