@@ -37,6 +37,7 @@ grace). The image is pulled before the app starts: this is about reacting, not d
 (``bench/container_start.py`` measures pulls). Run as root (the private dockerd)::
 
     .venv/bin/python bench/reaction.py [--cycles 3] [--idle-seconds 5] [--json PATH]
+        [--keep-logs DIR]
 """
 
 from __future__ import annotations
@@ -449,10 +450,11 @@ def print_table(report: Report) -> None:
         )
     print(
         "seconds. first*: launch with someone at the computer, then the first start (it "
-        "follows the launch rather than a stop; not in the medians). machinery = threshold→answering - "
-        f"start_after ({GOVERNOR.start_after:g} s). →running: threshold until Docker lists "
-        "the container as running. ran in use: about how long the service's container ran "
-        "while the pointer was moving (polled every 20 ms; - = never seen)."
+        "follows the launch rather than a stop; not in the medians). machinery = "
+        f"threshold→answering - start_after ({GOVERNOR.start_after:.1f} s). →running: "
+        "threshold until Docker lists the container as running. ran in use: about how long "
+        "the service's container ran while the pointer was moving (polled every 20 ms; "
+        "- = never seen)."
     )
 
 
@@ -466,7 +468,7 @@ def print_summary(report: Report) -> None:
     if answering is not None and machinery is not None and direct_run:
         print(
             f"threshold→answering: median {answering:.2f} s = policy start_after "
-            f"{GOVERNOR.start_after:g} s + {machinery:.2f} s machinery (direct docker "
+            f"{GOVERNOR.start_after:.1f} s + {machinery:.2f} s machinery (direct docker "
             f"run→answering {direct_run:.2f} s, {machinery / direct_run:.1f}x; "
             f"+{machinery - direct_run:.2f} s)"
         )
@@ -476,12 +478,12 @@ def print_summary(report: Report) -> None:
             f"{stopped / direct_stop:.1f}x; +{stopped - direct_stop:.2f} s)"
         )
     print(
-        f"policy, as rma-desktop runs it: start_after {GOVERNOR.start_after:g} s, restart_after "
-        f"{GOVERNOR.restart_after:g} s (each cycle waits it out before the threshold), input "
-        f"checked every {LOOP.input_check:g} s while contributing (up to that much of "
+        f"policy, as rma-desktop runs it: start_after {GOVERNOR.start_after:.1f} s, restart_after "
+        f"{GOVERNOR.restart_after:.1f} s (each cycle waits it out before the threshold), input "
+        f"checked every {LOOP.input_check:.1f} s while contributing (up to that much of "
         f"input→stopped is waiting for the next look); before stopping, the pool is told "
-        f"(the app waits up to {AGENT_PAUSE_ACK_S:g} s for its answer) and requests under way "
-        f"get up to {AGENT_DRAIN_S:g} s. Coordinator: heartbeat {HEARTBEAT_S:g} s, placement "
+        f"(the app waits up to {AGENT_PAUSE_ACK_S:.1f} s for its answer) and requests under way "
+        f"get up to {AGENT_DRAIN_S:.1f} s. Coordinator: heartbeat {HEARTBEAT_S:g} s, placement "
         f"grace {PLACEMENT_GRACE_S:g} s (its defaults)."
     )
     in_use = [c for c in report.cycles if c.ran_while_in_use_s is not None]
@@ -539,7 +541,10 @@ def write_json(path: Path, args: argparse.Namespace, report: Report) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    # SIGTERM and SIGHUP unwind like Ctrl-C, so every process the bench started is stopped.
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every process the bench started is stopped;
+    # a second one must not cut that short.
+    for other in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(other, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -573,10 +578,17 @@ def main() -> int:
         except pytest.fail.Exception as exc:  # the fixtures' way of saying Docker is missing
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    print_table(report)
-    print_summary(report)
+        except KeyboardInterrupt:
+            # Everything the bench started has been stopped on the way out; show what it got.
+            report.error = "interrupted"
+            print("interrupted: stopped everything the bench started", file=sys.stderr)
+    if report.cycles:
+        print_table(report)
+        print_summary(report)
     if args.json is not None:
         write_json(args.json, args, report)
+    if report.error == "interrupted":
+        return 130
     return 1 if report.error is not None else 0
 
 

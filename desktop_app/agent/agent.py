@@ -419,8 +419,11 @@ class Agent:
         assert self._containers_changed is not None and self._assignments_known is not None
         changed = self._containers_changed
         await self._assignments_known.wait()
-        adopted = await asyncio.to_thread(runtime.adopt_or_clean, list(self._assignments))
-        self._take_reports(adopted)
+        if self._containers_wanted():
+            adopted = await asyncio.to_thread(runtime.adopt_or_clean, list(self._assignments))
+            self._take_reports(adopted)
+        # Paused from the start (the volunteer is at the keyboard): nothing is adopted or
+        # started; the first pass below stops whatever was left running.
         while True:
             changed.clear()
             delay = self._config.reconcile_interval

@@ -85,6 +85,7 @@ def run_agent(
     state_dir: Path,
     runtime: RecordingRuntime,
     in_flight: Callable[[], int] | None = None,
+    paused: bool = False,
     **config: Any,
 ) -> Any:
     agent = Agent(
@@ -97,6 +98,7 @@ def run_agent(
         containers=runtime,  # type: ignore[arg-type]
         in_flight=in_flight,
     )
+    agent.set_paused(paused)
     return AgentThread(agent).start()
 
 
@@ -138,6 +140,22 @@ def test_pause_stops_the_containers_but_never_retires_them(
         wait_until(
             lambda: ["web"] in runtime.seen("reconcile")[calls_before:], 5, "web back on resume"
         )
+    finally:
+        runner.stop()
+
+
+def test_an_agent_that_starts_paused_starts_no_container(
+    placing_coordinator: LiveCoordinator, tmp_path: Path
+) -> None:
+    runtime = RecordingRuntime()
+    runner = run_agent(placing_coordinator, tmp_path / "state", runtime, paused=True)
+    try:
+        wait_until(lambda: runtime.seen("stop_all"), 10, "the paused pass")
+        assert placing_coordinator.workers()[0]["schedulability"] == "paused"
+        # Adopting would have started the assigned service for a moment.
+        assert runtime.seen("adopt") == [] and runtime.seen("reconcile") == []
+        runner.agent.set_paused(False)
+        wait_until(lambda: ["web"] in runtime.seen("reconcile"), 5, "web on resume")
     finally:
         runner.stop()
 
