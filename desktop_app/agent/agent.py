@@ -160,6 +160,7 @@ class Agent:
         self._paused = False
         self._stop_requested = False
         self._probed: tuple[float, WorkerCapabilities] | None = None
+        self._register_again = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._wake_event: asyncio.Event | None = None
@@ -202,6 +203,16 @@ class Agent:
         self._paused = paused
         self._notify(self._wake_event)
         self._notify(self._containers_changed)
+
+    def register_again(self) -> None:
+        """Probe and register again under the same identity, keeping the containers running.
+
+        For a change in what this computer offers (the graphics card while the volunteer is
+        away): the pool re-plans from the new capabilities and answers with new assignments.
+        Safe from any thread.
+        """
+        self._register_again = True
+        self._notify(self._wake_event)
 
     def _notify(self, event: asyncio.Event | None) -> None:
         loop = self._loop
@@ -267,7 +278,15 @@ class Agent:
 
     async def _membership_loop(self, client: CoordinatorClient, backoff: Backoff) -> int:
         assert self._stop_event is not None
+        assert self._wake_event is not None
         while not self._stop_event.is_set():
+            # Cleared before this pass reads the state, so a pause or re-registration asked
+            # for while a heartbeat is in flight wakes the next wait at once (not in 30 s).
+            self._wake_event.clear()
+            if self._register_again:
+                self._register_again = False
+                self._probed = None
+                self._registered = False
             try:
                 if self._registered and self._identity is not None:
                     delay = await self._heartbeat(client, self._identity)
@@ -404,8 +423,7 @@ class Agent:
             self._notify(self._containers_changed)
 
     def _containers_wanted(self) -> bool:
-        # A volunteer's pause stops everything at once; the coordinator hears it with the
-        # next heartbeat (sent immediately) and routes no new work here.
+        # Paused, the containers stop once the pool has heard it (see _let_work_finish).
         return not (self._paused or self._stop_requested)
 
     async def _containers_loop(self, runtime: ContainerRuntime) -> None:
@@ -516,7 +534,6 @@ class Agent:
         assert self._stop_event is not None and self._wake_event is not None
         if delay <= 0:
             return
-        self._wake_event.clear()
         stop = asyncio.ensure_future(self._stop_event.wait())
         wake = asyncio.ensure_future(self._wake_event.wait())
         try:

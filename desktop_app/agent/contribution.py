@@ -357,6 +357,10 @@ class Contribution:
                     limits = new.resource_limits(os.cpu_count())
                     if runtime is not None and limits != old.resource_limits(os.cpu_count()):
                         runtime.set_limits(limits)
+                    if new.paused_until(self._clock())[0]:
+                        # The volunteer's own pause applies now, not after the policy's
+                        # next pass (which may be reading a slow idle source).
+                        agent.set_paused(True)
             if self._policy_loop is not None:
                 self._policy_loop.poke()  # pause, snooze and rules apply within moments
             # An agent the pool refused has stopped; a change may be the fix, so try again.
@@ -443,16 +447,15 @@ class Contribution:
             self._applied = applied
             agent = self._agent
             if agent is not None and self.running and not self._stopping:
-                if self._wanted_gpu_claim() != self._gpu_claim:
+                # Paused, the pool routes no new work here first; then the containers stop.
+                agent.set_paused(not applied.active)
+                claim = self._wanted_gpu_claim()
+                if claim != self._gpu_claim:
                     log.info(
-                        "Reconnecting to the pool %s the graphics card.",
-                        "with" if applied.gpu else "without",
+                        "Offering the pool %s the graphics card.", "again" if claim else "no more"
                     )
-                    self._restart_after_stop = True
-                    self._stopping_agent(agent)
-                else:
-                    # Paused, the pool routes no new work here first; then the containers stop.
-                    agent.set_paused(not applied.active)
+                    self._gpu_claim = claim
+                    agent.register_again()  # the CPU containers keep running meanwhile
         self._publish()
 
     def _wanted_gpu_claim(self) -> bool:
@@ -462,8 +465,9 @@ class Contribution:
         nothing and cost a round of stops and starts.
         """
         settings = self._settings
-        if not settings.gpu_enabled:
-            return False
+        hardware = self._hardware[1].capabilities if self._hardware else None
+        if not settings.gpu_enabled or (hardware is not None and not hardware.gpus):
+            return False  # nothing to offer: never a reason to register again
         applied = self._applied
         if applied is not None and applied.active:
             return applied.gpu
@@ -554,12 +558,11 @@ class Contribution:
         )
         if self._adjust_config is not None:
             config = self._adjust_config(config)
-        gpu_claim = self._wanted_gpu_claim()
-        self._gpu_claim = gpu_claim
+        self._gpu_claim = self._wanted_gpu_claim()
         agent = Agent(
             config,
             identities=IdentityStore(self._paths.state_dir, self._credentials),
-            probe=lambda: self._probe_for_agent(gpu_claim),
+            probe=lambda: self._probe_for_agent(bool(self._gpu_claim)),
             load_sampler=cpu_load,
             containers=runtime,
         )

@@ -132,5 +132,6 @@ class Governor:
         else:
             # Its own timing, so that "GPU only when idle" stops GPU work at once while CPU
             # work goes on.
-            self._gpu.step(now, decision.gpu, decision.sudden, by_volunteer)
+            gpu_sudden = decision.sudden if decision.gpu_sudden is None else decision.gpu_sudden
+            self._gpu.step(now, decision.gpu, gpu_sudden, by_volunteer)
         return Applied(self._containers.on, self._gpu.on, decision, starting_in)

@@ -8,9 +8,10 @@ that would let the computer contribute. It does no I/O and keeps no state, so it
 with generated inputs; :class:`desktop_app.agent.governor.Governor` adds the timing
 (hysteresis) on top.
 
-The rules are checked in a fixed order and the first that says no is the one shown, from the
-most deliberate to the most fleeting: the volunteer's pause, a snooze, the weekly schedule,
-the battery, other programs' load, then "only when idle".
+The rules are checked in a fixed order and the first that says no is the one shown: the
+volunteer's pause, a snooze, the weekly schedule, the battery, "only when idle", then other
+programs' load. Someone at the keyboard is told that, rather than about the load: the fix
+for the load would not let the computer contribute while they are there.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class Decision:
     sudden: bool = True
     """Act on it at once when it stops contribution. False for readings that flutter
     (other programs' load), which must hold for a while first."""
+    gpu_sudden: bool | None = None
+    """Like ``sudden``, for the graphics card alone; None: the same as ``sudden``."""
 
 
 def _clock(moment: datetime, now: datetime, zone: tzinfo | None) -> str:
@@ -197,21 +200,6 @@ class ContributionPolicy:
         idle = signals.idle_seconds
         threshold = rules.idle_seconds
         idle_enough = idle is not None and idle >= threshold
-        busy = signals.other_cpu_percent
-        if rules.busy_pause and busy is not None and busy > rules.busy_percent:
-            # Load alone flutters and must hold; but when an idle rule would stop it (or its
-            # GPU work) too, someone is at the keyboard: they get the computer back at once.
-            return Decision(
-                False,
-                False,
-                "busy",
-                "Waiting: your programs are busy",
-                f"Your own programs are using {busy:.0f}% of the processor (more than "
-                f"{rules.busy_percent}%), so the pool waits until they are done.",
-                fix=Fix("stop_busy_pause", "Contribute even when busy"),
-                sudden=(rules.idle_only or (rules.gpu_only_when_idle and gpu_enabled))
-                and not idle_enough,
-            )
         if rules.idle_only and not idle_enough:
             if idle is None:
                 return Decision(
@@ -229,9 +217,23 @@ class ContributionPolicy:
                 False,
                 "in_use",
                 "Waiting: you are using the computer",
-                f"Contribution starts after {_minutes(threshold)} without keyboard or mouse "
-                f"input ({_minutes(threshold - idle)} to go).",
+                f"Contribution starts after {_minutes(threshold)} without keyboard or mouse input.",
                 fix=Fix("stop_idle_only", "Contribute while I use it"),
+            )
+        busy = signals.other_cpu_percent
+        if rules.busy_pause and busy is not None and busy > rules.busy_percent:
+            # Load flutters, so a stop for it must hold; but graphics work kept only for
+            # while nobody is here stops at once when someone is.
+            return Decision(
+                False,
+                False,
+                "busy",
+                "Waiting: your programs are busy",
+                f"Your own programs are using {busy:.0f}% of the processor (more than "
+                f"{rules.busy_percent}%), so the pool waits until they are done.",
+                fix=Fix("stop_busy_pause", "Contribute even when busy"),
+                sudden=False,
+                gpu_sudden=rules.gpu_only_when_idle and gpu_enabled and not idle_enough,
             )
         gpu = gpu_enabled and (not rules.gpu_only_when_idle or idle_enough)
         if schedule_ends is not None:

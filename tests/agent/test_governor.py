@@ -177,8 +177,8 @@ def test_gpu_never_runs_without_the_containers() -> None:
 
 
 def test_with_the_policy_someone_coming_back_stops_everything_at_once() -> None:
-    # "Only when idle" and busy programs at once: the volunteer came back, so the stop is
-    # sudden even though the busy rule (checked first) is the one reported.
+    # "Only when idle" and busy programs at once: the volunteer came back, which is what
+    # they are told, and the stop is sudden.
     policy = ContributionPolicy(ContributionRules(idle_only=True, busy_percent=50))
     now = datetime(2026, 3, 4, 12, tzinfo=UTC)
     g = Governor(CONFIG)
@@ -188,8 +188,20 @@ def test_with_the_policy_someone_coming_back_stops_everything_at_once() -> None:
     back = policy.decide(
         now + timedelta(seconds=3), Signals(idle_seconds=0.5, other_cpu_percent=90.0)
     )
-    assert back.rule == "busy"
+    assert back.rule == "in_use"
     assert not g.step(3.0, back).active
+
+
+def test_the_gpu_kept_for_when_away_stops_at_once_while_a_load_stop_holds() -> None:
+    policy = ContributionPolicy(ContributionRules(gpu_only_when_idle=True, busy_percent=50))
+    now = datetime(2026, 3, 4, 12, tzinfo=UTC)
+    g = Governor(CONFIG)
+    for t in (0.0, 1.0, 2.0):
+        applied = g.step(t, policy.decide(now, Signals(idle_seconds=600.0 + t)))
+    assert applied.active and applied.gpu
+    back = policy.decide(now, Signals(idle_seconds=0.5, other_cpu_percent=90.0))
+    applied = g.step(3.0, back)
+    assert applied.active and not applied.gpu  # CPU work waits for the load to last
 
 
 # -- properties ------------------------------------------------------------------------------

@@ -218,16 +218,24 @@ def test_busy() -> None:
     assert decide(replace_rules(rules, busy_pause=False), Signals(other_cpu_percent=99)).active
 
 
-def test_busy_while_someone_is_at_the_keyboard_is_sudden() -> None:
-    # The busy rule is reported (it comes first), but with "only when idle" the volunteer's
-    # return would stop contribution at once anyway: the stop must not wait for the load.
+def test_someone_at_the_keyboard_is_told_that_before_the_load() -> None:
+    # Both rules hold; the person is told the one whose fix would let them contribute
+    # while they are here, and the stop is sudden (they get their computer back at once).
     rules = ContributionRules(idle_only=True, idle_minutes=5)
     back = decide(rules, Signals(idle_seconds=2.0, other_cpu_percent=95.0))
-    assert (back.active, back.rule, back.sudden) == (False, "busy", True)
+    assert (back.active, back.rule, back.sudden) == (False, "in_use", True)
     unknown = decide(rules, Signals(idle_seconds=None, other_cpu_percent=95.0))
-    assert (unknown.rule, unknown.sudden) == ("busy", True)
+    assert (unknown.rule, unknown.sudden) == ("idle_unknown", True)
     away = decide(rules, Signals(idle_seconds=600.0, other_cpu_percent=95.0))
-    assert (away.rule, away.sudden) == ("busy", False)
+    assert (away.rule, away.sudden, away.gpu_sudden) == ("busy", False, False)
+
+
+def test_busy_with_the_gpu_kept_for_when_away_stops_the_gpu_at_once() -> None:
+    rules = ContributionRules(gpu_only_when_idle=True, idle_minutes=5)
+    back = decide(rules, Signals(idle_seconds=2.0, other_cpu_percent=95.0))
+    assert (back.rule, back.sudden, back.gpu_sudden) == ("busy", False, True)
+    away = decide(rules, Signals(idle_seconds=600.0, other_cpu_percent=95.0))
+    assert (away.rule, away.sudden, away.gpu_sudden) == ("busy", False, False)
 
 
 def replace_rules(rules: ContributionRules, **changes: object) -> ContributionRules:
@@ -239,13 +247,10 @@ def test_in_use() -> None:
     d = decide(rules, Signals(idle_seconds=60))
     assert (d.active, d.gpu, d.rule) == (False, False, "in_use")
     assert d.headline == "Waiting: you are using the computer"
-    assert d.reason == (
-        "Contribution starts after 5 minutes without keyboard or mouse input (4 minutes to go)."
-    )
+    assert d.reason == ("Contribution starts after 5 minutes without keyboard or mouse input.")
     assert d.fix is not None and d.fix.action == "stop_idle_only"
     assert d.until is None
     assert d.sudden
-    assert decide(rules, Signals(idle_seconds=299.5)).reason.endswith("(1 second to go).")
     assert decide(rules, Signals(idle_seconds=300)).active
 
 
@@ -315,10 +320,10 @@ def test_all_modes_combined_first_failure_reported() -> None:
     assert decide(rules, everything_wrong).rule == "schedule"
     assert decide(rules, everything_wrong, now=evening).rule == "battery"
     charged = replace(everything_wrong, battery_percent=80)
-    assert decide(rules, charged, now=evening).rule == "busy"
-    calm = replace(charged, other_cpu_percent=10)
-    assert decide(rules, calm, now=evening).rule == "in_use"
-    away = replace(calm, idle_seconds=301)
+    assert decide(rules, charged, now=evening).rule == "in_use"
+    busy_away = replace(charged, idle_seconds=3600)
+    assert decide(rules, busy_away, now=evening).rule == "busy"
+    away = replace(busy_away, other_cpu_percent=10, idle_seconds=301)
     d = decide(rules, away, now=evening)
     assert (d.active, d.rule) == (True, "contributing")
     assert d.until == datetime(2026, 3, 5, 8, tzinfo=UTC)
@@ -389,17 +394,17 @@ def expected_rule(
             signals.battery_percent is None or signals.battery_percent < rules.battery_min_percent
         ):
             return "battery"
+    if rules.idle_only:
+        if signals.idle_seconds is None:
+            return "idle_unknown"
+        if signals.idle_seconds < rules.idle_minutes * 60:
+            return "in_use"
     if (
         rules.busy_pause
         and signals.other_cpu_percent is not None
         and signals.other_cpu_percent > rules.busy_percent
     ):
         return "busy"
-    if rules.idle_only:
-        if signals.idle_seconds is None:
-            return "idle_unknown"
-        if signals.idle_seconds < rules.idle_minutes * 60:
-            return "in_use"
     return "contributing"
 
 
