@@ -182,6 +182,7 @@ class Contribution:
         self._on_stopped: list[Callable[[], None]] = []
         self._saver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="settings")
         self._autostart = autostart
+        self._joined_at_launch = settings.joined
         self._idle_factory = idle_factory
         self._battery = battery
         self._load_meter = load_meter
@@ -285,10 +286,8 @@ class Contribution:
             if not self._settings.joined or self._shut_down:
                 return
             self._arm_snooze_timer()
-            if self._policy_loop is None and self._settings.start_at_login:
-                # Once per run: the entry is written again, so it starts this copy of the app
-                # even after it was moved or reinstalled elsewhere.
-                self._apply_autostart()
+            if self._policy_loop is None and self._joined_at_launch:
+                self._refresh_autostart()
             self._start_policy_loop()
             if self.running:
                 if self._stopping:
@@ -301,8 +300,7 @@ class Contribution:
         """The volunteer agreed in the first-run check: save and start contributing."""
         self._change(lambda _: settings.model_copy(update={"joined": True}))
         self.start()
-        if not self._settings.start_at_login:
-            self._apply_autostart()
+        self._apply_autostart()
 
     def set_contributing(self, on: bool) -> None:
         """The big switch: on resumes (and ends a snooze), off pauses until switched on."""
@@ -484,6 +482,31 @@ class Contribution:
         if autostart is None or not autostart.available:
             return None
         return autostart.description
+
+    def _refresh_autostart(self) -> None:
+        """Once per run: follow a change made outside the app, or point the entry here.
+
+        A volunteer who switched the entry off in their desktop's own settings (or Task
+        Manager) keeps it off, and the Settings tab says so; an entry that is on is
+        written again, so it starts this copy of the app even after a move or reinstall.
+        """
+        autostart = self._autostart
+        if autostart is None or not autostart.available:
+            return
+
+        def refresh() -> None:
+            try:
+                if autostart.is_enabled():
+                    autostart.enable()
+                    return
+            except (AutostartError, OSError) as exc:
+                log.warning("Could not check starting at login: %s", exc)
+                return
+            if self._settings.start_at_login:
+                log.info("Starting at login was switched off outside the app; keeping it off.")
+                self._change(lambda old: old.model_copy(update={"start_at_login": False}))
+
+        self._saver.submit(refresh)
 
     def _apply_autostart(self) -> None:
         """Make the login entry match the setting (on the settings writer's thread)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from desktop_app.agent.governor import Applied, Governor, GovernorConfig
-from desktop_app.agent.policy import ContributionPolicy, Decision, Signals
+from desktop_app.agent.policy import ContributionPolicy, Signals
 from desktop_app.agent.signals import IdleReading, SignalSource
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ class PolicyLoop:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._applied: Applied | None = None
+        self._published_at = 0.0
         self._signals_seen: Signals | None = None
 
     @property
@@ -155,9 +156,11 @@ class PolicyLoop:
         applied = self._governor.step(self._monotonic(), decision)
         previous = self._applied
         self._applied, self._signals_seen = applied, signals
-        if previous is None or _differs(previous, applied):
+        now = self._monotonic()
+        if previous is None or _differs(previous, applied, now - self._published_at):
             if previous is None or previous.decision.headline != decision.headline:
                 log.info("%s. %s", decision.headline, decision.reason)
+            self._published_at = now
             self._on_change(applied, signals)
         return self._delay(applied, signals, inputs, watching)
 
@@ -191,14 +194,17 @@ class PolicyLoop:
         return max(0.05, delay)
 
 
-def _differs(before: Applied, after: Applied) -> bool:
+REWORDING_INTERVAL = 10.0
+"""Seconds between updates that only change a figure in the words ("using 73%")."""
+
+
+def _differs(before: Applied, after: Applied, since_last: float) -> bool:
+    """Whether the change is worth telling the UI: any change of state, not every figure."""
+    old, new = before.decision, after.decision
     return (
         before.active != after.active
         or before.gpu != after.gpu
         or (before.starting_in is None) != (after.starting_in is None)
-        or _words(before.decision) != _words(after.decision)
+        or (old.rule, old.headline, old.fix) != (new.rule, new.headline, new.fix)
+        or (old.reason != new.reason and since_last >= REWORDING_INTERVAL)
     )
-
-
-def _words(decision: Decision) -> tuple[str, str, str]:
-    return decision.rule, decision.headline, decision.reason.split("(")[0]

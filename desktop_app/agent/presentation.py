@@ -124,16 +124,28 @@ def describe_situation(
             "resume",
             "Resume now",
         )
+    # What needs the volunteer's help comes before a rule that holds contribution: under
+    # "only when idle", whoever looks at the tray is using the computer, and must still
+    # hear that the pool refused it or that Docker is not running.
+    if status is not None and status.phase == "refused":
+        return Situation(
+            "attention", "Needs attention", status.message, "open_settings", "Open settings"
+        )
+    docker = _docker_problem(status) if status is not None else None
+    if docker is not None:
+        return Situation(
+            "attention",
+            "Docker is not running" if docker.status == "not_running" else "Docker needs help",
+            docker.message or "Docker cannot run the pool's containers on this computer.",
+            "docker_help",
+            "How to fix it",
+        )
     if applied is not None and not applied.active:
         held = _held_by_policy(applied)
         if held is not None:
             return held
     if status is None or status.phase in ("starting", "stopped"):
         return Situation("waiting", "Starting", "Getting ready to contribute.")
-    if status.phase == "refused":
-        return Situation(
-            "attention", "Needs attention", status.message, "open_settings", "Open settings"
-        )
     if status.phase == "connecting":
         return Situation("waiting", "Connecting", status.message)
     if status.phase == "retrying":
@@ -143,15 +155,6 @@ def describe_situation(
             status.message + " Nothing runs meanwhile; check the pool address if this lasts.",
             "open_settings",
             "Check the address",
-        )
-    docker = _docker_problem(status)
-    if docker is not None:
-        return Situation(
-            "attention",
-            "Docker is not running" if docker.status == "not_running" else "Docker needs help",
-            docker.message or "Docker cannot run the pool's containers on this computer.",
-            "docker_help",
-            "How to fix it",
         )
     failing = [report for report in status.containers if report.state == "error"]
     if failing:
@@ -195,22 +198,25 @@ def _held_by_policy(applied: Applied) -> Situation | None:
 def why_not_contributing(decision: Decision, rules: ContributionRules) -> str:
     """Names the rule that keeps the computer to itself, in the words of the Schedule tab."""
     minutes = f"{rules.idle_minutes:g} minute" + ("" if rules.idle_minutes == 1 else "s")
-    away = f"your rule “Only when I have not used the computer for {minutes}”"
-    names = {
+    away = f"of your rule “Only when I have not used the computer for {minutes}”"
+    battery = (
+        "“Never on battery”"
+        if rules.battery == "never"
+        else f"“On battery only above {rules.battery_min_percent}% charge”"
+    )
+    because = {
         "paused": "you paused it",
         "snoozed": "you snoozed it",
-        "schedule": "your schedule “Only at these times” ("
+        "schedule": "of your schedule “Only at these times” ("
         + "; ".join(window.describe() for window in rules.windows)
         + ")",
-        "battery": "your rule “Never on battery”"
-        if rules.battery == "never"
-        else f"your rule “On battery only above {rules.battery_min_percent}% charge”",
-        "busy": f"your rule “Wait while my own programs use more than {rules.busy_percent}% "
+        "battery": f"of your rule {battery}",
+        "busy": f"of your rule “Wait while my own programs use more than {rules.busy_percent}% "
         "of the processor”",
         "in_use": away,
         "idle_unknown": away + ", and this computer cannot tell when you are away",
     }
-    return f"Why isn't it contributing? Because of {names.get(decision.rule, decision.rule)}."
+    return f"Why isn't it contributing? Because {because.get(decision.rule, decision.rule)}."
 
 
 def _contributing(containers: tuple[ContainerReport, ...]) -> Situation:

@@ -18,7 +18,12 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from desktop_app import __version__
-from desktop_app.agent.autostart import create_autostart
+from desktop_app.agent.autostart import (
+    Autostart,
+    AutostartError,
+    NullAutostart,
+    create_autostart,
+)
 from desktop_app.agent.contribution import Contribution, Snapshot, utc_now
 from desktop_app.agent.credentials import (
     add_credential_store_argument,
@@ -331,6 +336,14 @@ def _quit_on_signals(app: QApplication, desktop: DesktopApp) -> Callable[[], Non
     return restore
 
 
+def _autostart() -> Autostart:
+    try:
+        return create_autostart()
+    except AutostartError as exc:  # e.g. no interpreter path to start: offer nothing
+        log.warning("Starting at login is not available: %s", exc)
+        return NullAutostart(str(exc))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the tray app until Quit (or SIGTERM); a second launch brings the first forward."""
     args = build_parser().parse_args(argv)
@@ -378,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         credentials=credentials,
         probe=probe.probe,
         notice=loaded.notice,
-        autostart=create_autostart(),
+        autostart=_autostart(),
     )
     tray_available = QSystemTrayIcon.isSystemTrayAvailable()
     if not tray_available:

@@ -50,8 +50,10 @@ def describe_decision(snapshot: Snapshot) -> tuple[str, str | None, str]:
     decision = snapshot.decision
     if snapshot.stopping or decision is None or not snapshot.settings.joined:
         return "", None, ""
-    if snapshot.active:
+    if snapshot.active and decision.active:
         return f"Contributing now. {decision.reason}", None, ""
+    if snapshot.active:  # a stop for the load waits to see that it lasts
+        return f"About to pause. {decision.reason}", None, ""
     if decision.active:  # its timing rules hold the start for a moment
         return f"Starting in a moment. {decision.reason}", None, ""
     fix = decision.fix

@@ -37,7 +37,7 @@ def describe_idle(reading: IdleReading | None) -> str:
     if not reading.working:
         return (
             f"Idle detection: not working here ({reading.problem or 'no source found'}). "
-            "“Only when I am away” cannot start; use a schedule instead."
+            "“Only when I have not used the computer” cannot start; use a schedule instead."
         )
     seconds = int(reading.idle_seconds or 0)
     idle = f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"

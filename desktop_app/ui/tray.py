@@ -112,7 +112,11 @@ class TrayController(QObject):
         fix = None
         held = False
         if decision is not None and snapshot.settings.joined and not snapshot.stopping:
-            held = not decision.active and decision.rule not in ("paused", "snoozed")
+            held = (
+                not snapshot.active
+                and not decision.active
+                and decision.rule not in ("paused", "snoozed")
+            )
             fix = decision.fix if held else None
         self.why_action.setVisible(held)
         self._fix = fix.action if fix is not None else None

@@ -20,6 +20,7 @@ import pytest
 
 from desktop_app.agent.autostart import XdgDesktopAutostart
 from desktop_app.agent.contribution import Contribution
+from desktop_app.agent.policy import Decision
 from desktop_app.agent.power import BatteryState
 from desktop_app.agent.schedule import ContributionRules, WeeklyWindow
 from desktop_app.agent.settings import VolunteerSettings
@@ -61,6 +62,19 @@ def joined(
     return engine
 
 
+def decision(engine: Contribution) -> Decision:
+    found = engine.snapshot().decision
+    assert found is not None
+    return found
+
+
+def said(engine: Contribution) -> tuple[str, str | None]:
+    """The decision's headline and its fix. (The window shows Docker's absence first:
+    Docker is missing here on purpose, see test_contribution.py.)"""
+    found = decision(engine)
+    return found.headline, found.fix.action if found.fix else None
+
+
 def rule(engine: Contribution) -> str | None:
     decision = engine.snapshot().decision
     return decision.rule if decision else None
@@ -76,8 +90,7 @@ def test_only_when_idle_waits_for_the_threshold_and_stops_at_once_on_input(
     engine = joined(engines, tmp_path, live_coordinator, signals, IDLE_RULES)
     wait_until(lambda: rule(engine) == "in_use", 5, "the in-use decision")
     snapshot = engine.snapshot()
-    assert snapshot.situation.headline == "Waiting: you are using the computer"
-    assert snapshot.situation.action == "stop_idle_only"
+    assert said(engine) == ("Waiting: you are using the computer", "stop_idle_only")
     assert not snapshot.active
     wait_until(lambda: schedulability(live_coordinator) == "paused", 5, "paused at the pool")
 
@@ -108,8 +121,7 @@ def test_idle_detection_that_does_not_work_keeps_idle_only_from_starting(
     signals.idle_works = False
     engine = joined(engines, tmp_path, live_coordinator, signals, IDLE_RULES)
     wait_until(lambda: rule(engine) == "idle_unknown", 5, "the decision")
-    snapshot = engine.snapshot()
-    assert "the test switched idle detection off" in snapshot.situation.reason
+    assert "the test switched idle detection off" in decision(engine).reason
     reading = engine.idle_reading()
     assert reading is not None and not reading.working
     # The one fix: contribute while in use.
@@ -129,16 +141,14 @@ def test_on_battery_it_pauses_and_the_fix_allows_it(
     wait_until(lambda: schedulability(live_coordinator) == "active", 10, "contributing")
     signals.battery = BatteryState(on_battery=True, percent=80.0)
     wait_until(lambda: schedulability(live_coordinator) == "paused", 5, "paused on battery")
-    situation = engine.snapshot().situation
-    assert (situation.kind, situation.headline) == ("paused", "Paused: on battery")
-    assert situation.action == "allow_battery"
+    assert said(engine) == ("Paused: on battery", "allow_battery")
 
     # "Only above 50 %": 80 % is enough, 30 % is not.
     engine.update_rules(engine.settings.rules.model_copy(update={"battery": "above"}))
     wait_until(lambda: schedulability(live_coordinator) == "active", 5, "on battery above 50%")
     signals.battery = BatteryState(on_battery=True, percent=30.0)
     wait_until(lambda: rule(engine) == "battery", 5, "low battery")
-    assert "30%" in engine.snapshot().situation.reason
+    assert "30%" in decision(engine).reason
     signals.battery = BatteryState(on_battery=False, percent=31.0)
     wait_until(lambda: schedulability(live_coordinator) == "active", 5, "plugged in")
 
@@ -163,7 +173,7 @@ def test_busy_programs_pause_it_only_when_the_load_lasts(
     signals.other_cpu_percent = 95.0
     wait_until(lambda: not engine.snapshot().active, 5, "waiting for busy programs")
     assert rule(engine) == "busy"
-    assert "95%" in engine.snapshot().situation.reason
+    assert "95%" in decision(engine).reason
     wait_until(lambda: schedulability(live_coordinator) == "paused", 5, "paused at the pool")
 
 
@@ -182,9 +192,7 @@ def test_outside_its_schedule_it_says_until_when(
     rules = ContributionRules(schedule_only=True, windows=(window,), busy_pause=False)
     engine = joined(engines, tmp_path, live_coordinator, signals, rules, zone=zone)
     wait_until(lambda: rule(engine) == "schedule", 5, "the schedule decision")
-    situation = engine.snapshot().situation
-    assert situation.headline == f"Paused until {opens:%H:%M} by your schedule"
-    assert situation.action == "open_schedule"
+    assert said(engine) == (f"Paused until {opens:%H:%M} by your schedule", "open_schedule")
     decision = engine.snapshot().decision
     assert decision is not None and decision.until is not None
     assert abs((decision.until - now).total_seconds() - 7200) < 120
@@ -244,3 +252,31 @@ def test_start_at_login_follows_joining_and_the_setting(
     engine.update_settings(engine.settings.model_copy(update={"start_at_login": False}))
     wait_until(lambda: not autostart.is_enabled(), 5, "the entry removed")
     assert not autostart.path.exists()
+
+
+def test_start_at_login_switched_off_outside_the_app_stays_off(
+    engines: list[Contribution],
+    tmp_path: Path,
+    live_coordinator: LiveCoordinator,
+    signals: MachineSignals,
+) -> None:
+    autostart = XdgDesktopAutostart(["/opt/rma/rma-desktop", "--autostart"], tmp_path / "xdg")
+    autostart.enable()
+    # The volunteer unticked it in their desktop's "Startup Applications".
+    autostart.path.write_text(
+        autostart.path.read_text().replace(
+            "X-GNOME-Autostart-enabled=true", "X-GNOME-Autostart-enabled=false"
+        )
+    )
+    assert not autostart.is_enabled()
+    engine = make(
+        tmp_path,
+        live_coordinator,
+        VolunteerSettings(joined=True),
+        signals=signals,
+        autostart=autostart,
+    )
+    engines.append(engine)
+    engine.start()
+    wait_until(lambda: not engine.settings.start_at_login, 5, "the setting to follow the OS")
+    assert not autostart.is_enabled()

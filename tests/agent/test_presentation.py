@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from desktop_app.agent.agent import AgentStatus
+from desktop_app.agent.governor import Applied
+from desktop_app.agent.policy import ContributionPolicy, Decision, Signals
 from desktop_app.agent.presentation import (
     NotificationGate,
     Situation,
@@ -15,7 +18,9 @@ from desktop_app.agent.presentation import (
     describe_situation,
     describe_tier,
     docker_fix,
+    why_not_contributing,
 )
+from desktop_app.agent.schedule import ContributionRules
 from desktop_app.agent.settings import VolunteerSettings
 from shared import ContainerReport, DockerInfo, GpuInfo, WorkerCapabilities
 
@@ -193,3 +198,57 @@ def test_clock_times_are_local_and_say_the_day() -> None:
     assert clock_time(today, NOW) == "18:30"
     tomorrow = (local_now + timedelta(days=1)).replace(hour=8, minute=0)
     assert clock_time(tomorrow, NOW) == "tomorrow 08:00"
+
+
+def held(rule_words: Decision) -> Applied:
+    return Applied(active=False, gpu=False, decision=rule_words)
+
+
+IN_USE = ContributionPolicy(ContributionRules(idle_only=True, idle_minutes=5)).decide(
+    NOW, Signals(idle_seconds=10)
+)
+
+
+def test_a_rule_that_holds_contribution_is_what_the_tray_says() -> None:
+    situation = describe_situation(contributing(), JOINED, NOW, applied=held(IN_USE))
+    assert (situation.kind, situation.headline) == (
+        "waiting",
+        "Waiting: you are using the computer",
+    )
+    assert (situation.action, situation.action_label) == (
+        "stop_idle_only",
+        "Contribute while I use it",
+    )
+    starting = Applied(
+        active=False, gpu=False, decision=replace(IN_USE, active=True), starting_in=1.6
+    )
+    assert describe_situation(contributing(), JOINED, NOW, applied=starting).headline == (
+        "Starting soon"
+    )
+
+
+def test_what_needs_help_comes_before_a_rule_that_holds_contribution() -> None:
+    # Under "only when idle" whoever looks at the tray is using the computer.
+    no_docker = contributing(docker=DockerInfo(status="not_running", message="Start Docker."))
+    situation = describe_situation(no_docker, JOINED, NOW, applied=held(IN_USE))
+    assert (situation.kind, situation.action) == ("attention", "docker_help")
+    refused = AgentStatus("refused", "The pool said: enrollment required.")
+    situation = describe_situation(refused, JOINED, NOW, applied=held(IN_USE))
+    assert situation.kind == "attention"
+    # The volunteer's own pause still comes first of all.
+    paused = JOINED.model_copy(update={"contributing": False})
+    assert describe_situation(no_docker, paused, NOW, applied=held(IN_USE)).kind == "paused"
+
+
+def test_why_line_names_each_rule_in_a_sentence() -> None:
+    rules = ContributionRules(idle_only=True, idle_minutes=5)
+    assert why_not_contributing(IN_USE, rules) == (
+        "Why isn't it contributing? Because of your rule “Only when I have not used the "
+        "computer for 5 minutes”."
+    )
+    paused = replace(IN_USE, rule="paused")
+    assert (
+        why_not_contributing(paused, rules) == "Why isn't it contributing? Because you paused it."
+    )
+    battery = replace(IN_USE, rule="battery")
+    assert why_not_contributing(battery, rules).endswith("“Never on battery”.")

@@ -37,8 +37,6 @@ def test_why_line_names_the_rule_and_its_fix_works(
         "computer for 10 minutes”."
     )
     assert overview.fix_button.text() == "Contribute while I use it"
-    assert desktop.window.header.headline.text() == "Waiting: you are using the computer"
-    assert desktop.tray.status_action.text() == "Waiting: you are using the computer"
     assert desktop.tray.why_action.isVisible()
     assert desktop.tray.fix_action.text() == "Contribute while I use it"
     qtbot.waitUntil(lambda: schedulability(live_coordinator) == "paused", timeout=5000)
@@ -62,8 +60,6 @@ def test_the_tray_offers_the_fix_for_the_battery(
     desktop.start()
     tray = desktop.tray
     qtbot.waitUntil(lambda: tray.fix_action.isVisible(), timeout=5000)
-    assert tray.status_action.text() == "Paused: on battery"
-    assert tray.kind == "paused"
     assert tray.fix_action.text() == "Contribute on battery too"
     tray.fix_action.trigger()
     qtbot.waitUntil(lambda: desktop.contribution.snapshot().active, timeout=5000)
@@ -100,6 +96,8 @@ def test_settings_show_idle_detection_working_and_start_at_login(
     signals = MachineSignals()
     signals.leave(42)
     autostart = XdgDesktopAutostart(["/opt/rma/rma-desktop", "--autostart"], tmp_path / "xdg")
+    # Written by an earlier install elsewhere: this run points it here.
+    XdgDesktopAutostart(["/old/place/rma-desktop", "--autostart"], tmp_path / "xdg").enable()
     desktop = make_desktop(VolunteerSettings(joined=True), signals=signals, autostart=autostart)
     desktop.start(show_window=True, tab="settings")
     page = desktop.window.settings
@@ -113,7 +111,7 @@ def test_settings_show_idle_detection_working_and_start_at_login(
     qtbot.waitUntil(lambda: "not working here" in page.idle.text(), timeout=5000)
 
     assert page.start_at_login.isVisible() and page.start_at_login.isChecked()
-    qtbot.waitUntil(autostart.is_enabled, timeout=5000)  # refreshed at start
+    qtbot.waitUntil(lambda: "/opt/rma/" in autostart.path.read_text(), timeout=5000)
     page.start_at_login.setChecked(False)
     page.save()
     qtbot.waitUntil(lambda: not autostart.is_enabled(), timeout=5000)
