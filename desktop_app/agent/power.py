@@ -52,8 +52,8 @@ def read_battery(
     ``power_plugged`` is None; some Linux firmware never says), the state is *not on
     battery*. That is the less cautious guess, chosen on purpose: a machine that cannot
     tell once usually never can, so guessing "on battery" would stop the pool on it for
-    good with nothing the volunteer could do about it, while the charge is still reported,
-    so a policy that also stops on a low charge still protects a draining battery.
+    good with nothing the volunteer could do about it. The charge is still reported, for
+    the window to show; the policy's battery rules apply only to a known "on battery".
 
     Args:
         sensors: Reads the battery (``psutil.sensors_battery``; tests inject one).

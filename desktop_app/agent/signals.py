@@ -9,16 +9,20 @@ policy loop's.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from desktop_app.agent.idle import IdleDetector, IdleUnavailable
+from desktop_app.agent.idle import IdleDetector, IdleUnavailable, NullIdleDetector
 from desktop_app.agent.policy import Signals
 from desktop_app.agent.power import BatteryState
 from desktop_app.agent.schedule import ContributionRules
 
 log = logging.getLogger(__name__)
+
+RETRY_IDLE_SOURCES = 60.0
+"""Seconds between new looks for a way to read idle time while none works."""
 
 
 class LoadMeter(Protocol):
@@ -50,6 +54,7 @@ class SignalSource:
         idle_factory: Callable[[], IdleDetector],
         battery: Callable[[], BatteryState | None],
         other_cpu: LoadMeter | None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Read idle time from the detector ``idle_factory`` makes, battery and load.
 
@@ -57,12 +62,15 @@ class SignalSource:
             idle_factory: Finds this desktop's idle detector (does I/O; called on first use).
             battery: Reads the battery (None: no battery).
             other_cpu: Measures other programs' CPU use; None where it cannot.
+            monotonic: Monotonic seconds (tests inject one).
         """
         self._idle_factory = idle_factory
         self._idle: IdleDetector | None = None
         self._battery = battery
         self._other_cpu = other_cpu
         self._last_idle: IdleReading | None = None
+        self._monotonic = monotonic
+        self._idle_found_at = 0.0
 
     @property
     def idle_reading(self) -> IdleReading | None:
@@ -100,8 +108,16 @@ class SignalSource:
         )
 
     def read_idle(self) -> IdleReading:
-        """Read the idle time now (finds the detector first, once)."""
+        """Read the idle time now (finds the detector first, and again while none works)."""
+        if (
+            isinstance(self._idle, NullIdleDetector)
+            and self._monotonic() - self._idle_found_at >= RETRY_IDLE_SOURCES
+        ):
+            # At login the session bus or the desktop's service may come up after the app.
+            self._idle.close()
+            self._idle = None
         if self._idle is None:
+            self._idle_found_at = self._monotonic()
             try:
                 self._idle = self._idle_factory()
             except Exception as exc:

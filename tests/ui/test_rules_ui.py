@@ -61,13 +61,15 @@ def test_the_tray_offers_the_fix_for_the_battery(
     tray = desktop.tray
     qtbot.waitUntil(lambda: tray.fix_action.isVisible(), timeout=5000)
     assert tray.fix_action.text() == "Contribute on battery too"
+    # "Why isn't it contributing?" opens the Overview, where the rule is named.
+    tray.why_action.trigger()
+    overview = desktop.window.overview
+    assert desktop.window.tabs.currentWidget() is overview
+    assert overview.why.text().endswith("Because of your rule “Never on battery”.")
     tray.fix_action.trigger()
     qtbot.waitUntil(lambda: desktop.contribution.snapshot().active, timeout=5000)
     assert desktop.contribution.settings.rules.battery == "allow"
-    # "Why isn't it contributing?" opens the Overview, where the rule is named.
-    signals.battery = BatteryState(on_battery=True, percent=60.0)
-    tray.why_action.trigger()
-    assert desktop.window.tabs.currentWidget() is desktop.window.overview
+    qtbot.waitUntil(lambda: not tray.why_action.isVisible(), timeout=5000)
 
 
 def test_schedule_tab_saves_the_rules(
