@@ -502,6 +502,33 @@ class ProcessPoolCpuMeter:
         )
 
 
+DOCKER_ENGINE_PROCESSES = frozenset(
+    {"dockerd", "containerd", "containerd-shim-runc-v2", "docker-proxy", "runc"}
+)
+"""Docker's own processes on a Linux host: downloading and unpacking the pool's images and
+starting its containers is work done for the pool, not by the volunteer's programs."""
+
+
+class SumOfPoolCpuMeters:
+    """The pool's CPU time from several meters (its containers, and the engine's work)."""
+
+    def __init__(self, first: PoolCpuMeter, *more: PoolCpuMeter) -> None:
+        """Add ``more`` to ``first``; ``first`` decides when the total is unknown."""
+        self._first = first
+        self._more = more
+
+    def cpu_seconds(self) -> float | None:
+        """The sum; None when ``first`` does not know (an unreadable extra counts as 0)."""
+        total = self._first.cpu_seconds()
+        if total is None:
+            return None
+        for meter in self._more:
+            extra = meter.cpu_seconds()
+            if extra is not None:
+                total += extra
+        return total
+
+
 def create_pool_cpu_meter(
     container_ids: Callable[[], Iterable[str]], *, platform: str = sys.platform
 ) -> PoolCpuMeter:
@@ -516,5 +543,9 @@ def create_pool_cpu_meter(
         platform: ``sys.platform``.
     """
     if platform.startswith("linux"):
-        return CgroupPoolCpuMeter(container_ids)
+        # Unpacking a large image keeps dockerd and containerd busy for minutes; counted as
+        # the volunteer's load, it would pause the pool, which abandons the download.
+        return SumOfPoolCpuMeters(
+            CgroupPoolCpuMeter(container_ids), ProcessPoolCpuMeter(DOCKER_ENGINE_PROCESSES)
+        )
     return ProcessPoolCpuMeter()

@@ -15,10 +15,12 @@ import pytest
 
 from desktop_app.agent.containers import ResourceLimits
 from desktop_app.agent.host_load import (
+    DOCKER_ENGINE_PROCESSES,
     DOCKER_VM_PROCESSES,
     CgroupPoolCpuMeter,
     OtherProgramsCpu,
     ProcessPoolCpuMeter,
+    SumOfPoolCpuMeters,
     create_pool_cpu_meter,
 )
 from tests.agent.containers.test_runtime_docker import httpd, is_state, running_harness
@@ -546,7 +548,7 @@ def test_the_real_process_listing_reads_without_raising() -> None:
 
 
 def test_the_factory_picks_by_os() -> None:
-    assert isinstance(create_pool_cpu_meter(list, platform="linux"), CgroupPoolCpuMeter)
+    assert isinstance(create_pool_cpu_meter(list, platform="linux"), SumOfPoolCpuMeters)
     assert isinstance(create_pool_cpu_meter(list, platform="win32"), ProcessPoolCpuMeter)
     assert isinstance(create_pool_cpu_meter(list, platform="darwin"), ProcessPoolCpuMeter)
 
@@ -626,3 +628,27 @@ def test_a_busy_container_is_the_pools_not_other_programs(
     assert others is not None, figures
     pools_share = shell_used / (elapsed * cpus) * 100.0
     assert host_busy - others == pytest.approx(pools_share, rel=0.25, abs=3.0), figures
+
+
+class FixedMeter:
+    def __init__(self, value: float | None) -> None:
+        self.value = value
+
+    def cpu_seconds(self) -> float | None:
+        return self.value
+
+
+def test_the_engines_work_counts_as_the_pools() -> None:
+    assert SumOfPoolCpuMeters(FixedMeter(2.0), FixedMeter(3.5)).cpu_seconds() == 5.5
+    # The containers' meter decides when the total is unknown; an unreadable engine adds 0.
+    assert SumOfPoolCpuMeters(FixedMeter(None), FixedMeter(3.5)).cpu_seconds() is None
+    assert SumOfPoolCpuMeters(FixedMeter(2.0), FixedMeter(None)).cpu_seconds() == 2.0
+
+
+@pytest.mark.docker
+def test_the_real_docker_engine_processes_are_found(docker_engine: DockerEngine) -> None:
+    # The private dockerd these tests start is a process named dockerd on this host.
+    engine = ProcessPoolCpuMeter(DOCKER_ENGINE_PROCESSES)
+    first = engine.cpu_seconds()
+    assert first is not None
+    assert engine._last, "no Docker engine process was found"
