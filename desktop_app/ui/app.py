@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from PySide6.QtCore import QLockFile, QObject, QSocketNotifier, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEventLoop, QLockFile, QObject, QSocketNotifier, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
@@ -54,6 +54,9 @@ HANDOVER_ATTEMPTS = 20
 HANDOVER_RETRY_S = 0.25
 VOLUNTEER_ACTION_WINDOW_S = 3.0
 """Changes within this long after the volunteer's own click are theirs: not announced."""
+TRAY_WAIT_AT_LOGIN_S = 60.0
+"""Started at login (``--autostart``): how long to wait for the tray before using a window."""
+TRAY_POLL_S = 0.5
 QUIT_DEADLINE_MS = 60_000
 """Quit anyway if stopping the containers takes longer than this (it is logged)."""
 
@@ -336,6 +339,18 @@ def _quit_on_signals(app: QApplication, desktop: DesktopApp) -> Callable[[], Non
     return restore
 
 
+def _wait_for_tray(app: QApplication, seconds: float) -> bool:
+    """At login the desktop's tray may come up after the app: wait for it a while."""
+    log.info("Waiting up to %.0f s for the desktop's system tray.", seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 100)
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            return True
+        time.sleep(TRAY_POLL_S)
+    return False
+
+
 def _autostart() -> Autostart:
     try:
         return create_autostart()
@@ -394,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         autostart=_autostart(),
     )
     tray_available = QSystemTrayIcon.isSystemTrayAvailable()
+    if not tray_available and args.autostart:
+        tray_available = _wait_for_tray(app, TRAY_WAIT_AT_LOGIN_S)
     if not tray_available:
         log.warning("No system tray on this desktop; showing the window instead.")
     desktop = DesktopApp(contribution, tray_available=tray_available)
