@@ -17,10 +17,10 @@ for the load would not let the computer contribute while they are there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Literal
 
-from desktop_app.agent.schedule import ContributionRules, next_change, wall_time
+from desktop_app.agent.schedule import ContributionRules, clock_time, next_change, wall_time
 
 Rule = Literal[
     "contributing",
@@ -95,19 +95,6 @@ class Decision:
     """Like ``sudden``, for the graphics card alone; None: the same as ``sudden``."""
 
 
-def _clock(moment: datetime, now: datetime, zone: tzinfo | None) -> str:
-    """``"18:00"`` today, ``"tomorrow 08:00"``, else ``"Sat 08:00"`` (within a week)."""
-    local = moment.astimezone(zone) if zone is not None else moment.astimezone()
-    today = wall_time(now, zone).date()
-    if local.date() == today:
-        return local.strftime("%H:%M")
-    if local.date() == today + timedelta(days=1):
-        return "tomorrow " + local.strftime("%H:%M")
-    if local.date() < today + timedelta(days=7):
-        return local.strftime("%a %H:%M")
-    return f"{local:%a} {local.day} {local:%b %H:%M}"  # "Sat 7 Mar 08:00"
-
-
 def _minutes(seconds: float) -> str:
     if seconds < 90:
         whole = max(1, round(seconds))
@@ -160,7 +147,7 @@ class ContributionPolicy:
                 fix=Fix("resume", "Resume"),
             )
         if snoozed_until is not None and snoozed_until > now:
-            at = _clock(snoozed_until, now, self._zone)
+            at = clock_time(snoozed_until, now, self._zone)
             return Decision(
                 False,
                 False,
@@ -175,7 +162,7 @@ class ContributionPolicy:
             change = next_change(rules, now, self._zone)
             if not rules.in_window(wall_time(now, self._zone)):
                 words = (
-                    f"until {_clock(change, now, self._zone)}"
+                    f"until {clock_time(change, now, self._zone)}"
                     if change is not None
                     else "(no time window is ever open)"
                 )
@@ -186,7 +173,7 @@ class ContributionPolicy:
                     f"Paused {words} by your schedule",
                     "Your schedule keeps this computer to itself now; "
                     + (
-                        f"contribution starts by itself at {_clock(change, now, self._zone)}."
+                        f"contribution starts by itself at {clock_time(change, now, self._zone)}."
                         if change is not None
                         else "add a time window in Schedule."
                     ),
@@ -237,7 +224,7 @@ class ContributionPolicy:
             )
         gpu = gpu_enabled and (not rules.gpu_only_when_idle or idle_enough)
         if schedule_ends is not None:
-            reason = f"Your schedule allows it until {_clock(schedule_ends, now, self._zone)}."
+            reason = f"Your schedule allows it until {clock_time(schedule_ends, now, self._zone)}."
         elif rules.idle_only:
             reason = "Nobody is using this computer, so it is helping the pool."
         else:

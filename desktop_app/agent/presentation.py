@@ -14,7 +14,7 @@ from typing import Literal
 from desktop_app.agent.agent import AgentStatus
 from desktop_app.agent.governor import Applied
 from desktop_app.agent.policy import Decision
-from desktop_app.agent.schedule import ContributionRules
+from desktop_app.agent.schedule import ContributionRules, clock_time
 from desktop_app.agent.settings import VolunteerSettings
 from shared import TIER_NAMES, ContainerReport, DockerInfo, WorkerCapabilities
 from shared.tiers import TierRequirementsNotMet, TierRules, assign_tier
@@ -49,17 +49,6 @@ class Situation:
     """One plain sentence: why, and what happens next."""
     action: Action = "none"
     action_label: str = ""
-
-
-def clock_time(moment: datetime, now: datetime) -> str:
-    """``"18:00"`` today, ``"tomorrow 08:00"``, else ``"Mon 3 Mar 08:00"``, in local time."""
-    local = moment.astimezone()
-    today = now.astimezone().date()
-    if local.date() == today:
-        return local.strftime("%H:%M")
-    if local.date() == today + timedelta(days=1):
-        return "tomorrow " + local.strftime("%H:%M")
-    return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
 def _docker_problem(status: AgentStatus) -> DockerInfo | None:

@@ -170,6 +170,23 @@ def wall_time(moment: datetime, zone: tzinfo | None) -> datetime:
     return local.replace(tzinfo=None, fold=0)
 
 
+def clock_time(moment: datetime, now: datetime, zone: tzinfo | None = None) -> str:
+    """When ``moment`` is, in words, in ``zone`` (None: the computer's own).
+
+    ``"18:00"`` today, ``"tomorrow 08:00"``, ``"Sat 08:00"`` within a week, else
+    ``"Sat 7 Mar 08:00"``.
+    """
+    local = moment.astimezone(zone) if zone is not None else moment.astimezone()
+    today = wall_time(now, zone).date()
+    if local.date() == today:
+        return local.strftime("%H:%M")
+    if local.date() == today + timedelta(days=1):
+        return "tomorrow " + local.strftime("%H:%M")
+    if local.date() < today + timedelta(days=7):
+        return local.strftime("%a %H:%M")
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
 def _instants(wall: datetime, zone: tzinfo | None) -> set[datetime]:
     """Both readings of a naive wall time as instants (they differ in a fold or a gap).
 
