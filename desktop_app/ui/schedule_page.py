@@ -37,7 +37,7 @@ from desktop_app.agent.schedule import (
     ContributionRules,
     WeeklyWindow,
 )
-from desktop_app.ui.widgets import ON_COLOUR
+from desktop_app.ui.widgets import ERROR_STYLE, ON_COLOUR, SaveRow
 
 NIGHTS = (WeeklyWindow(days=tuple(range(7)), start=time(22), end=time(7)),)
 """The "Nights" quick choice: every night from 22:00 until 07:00."""
@@ -47,7 +47,6 @@ REFERENCE_MONDAY = datetime(2026, 11, 23)
 
 NO_WINDOWS_MESSAGE = 'Add at least one time window, or turn off "Only at these times".'
 NO_DAYS_MESSAGE = "Choose at least one day for this time window."
-ERROR_STYLE = "color: #b3261e;"
 
 # Checked day buttons need to read as "on" at a glance in every style, so they get the
 # switch's colour rather than the style's faint sunken look.
@@ -207,19 +206,11 @@ class SchedulePage(QWidget):
         layout.addWidget(self._power_box())
         layout.addStretch(1)
 
-        buttons = QHBoxLayout()
-        self.error = QLabel()
-        self.error.setStyleSheet(ERROR_STYLE)
-        self.error.setWordWrap(True)
-        buttons.addWidget(self.error, 1)
-        self.revert_button = QPushButton("Undo changes")
-        self.revert_button.clicked.connect(self._revert)
-        buttons.addWidget(self.revert_button)
-        self.save_button = QPushButton("Save")
-        self.save_button.setDefault(True)
-        self.save_button.clicked.connect(self.save)
-        buttons.addWidget(self.save_button)
-        outer.addLayout(buttons)
+        buttons = SaveRow(self.save, self._revert)
+        self.error = buttons.error
+        self.revert_button = buttons.revert_button
+        self.save_button = buttons.save_button
+        outer.addWidget(buttons)
 
         self._show(ContributionRules())
 

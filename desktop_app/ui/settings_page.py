@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.agent.settings import CpuLimitKind, VolunteerSettings, check_coordinator_url
 from desktop_app.agent.signals import IdleReading
+from desktop_app.ui.widgets import SaveRow
 
 IDLE_READOUT_MS = 1000
 """How often the idle readout refreshes while the tab is on screen."""
@@ -204,19 +205,11 @@ class SettingsPage(QWidget):
         app_layout.addLayout(logs_row)
         layout.addWidget(app_box)
 
-        buttons = QHBoxLayout()
-        self.error = QLabel()
-        self.error.setStyleSheet("color: #b3261e;")
-        self.error.setWordWrap(True)
-        buttons.addWidget(self.error, 1)
-        self.revert_button = QPushButton("Undo changes")
-        self.revert_button.clicked.connect(self._revert)
-        buttons.addWidget(self.revert_button)
-        self.save_button = QPushButton("Save")
-        self.save_button.setDefault(True)
-        self.save_button.clicked.connect(self.save)
-        buttons.addWidget(self.save_button)
-        layout.addLayout(buttons)
+        buttons = SaveRow(self.save, self._revert)
+        self.error = buttons.error
+        self.revert_button = buttons.revert_button
+        self.save_button = buttons.save_button
+        layout.addWidget(buttons)
         layout.addStretch(1)
 
     def load(self, settings: VolunteerSettings) -> None:

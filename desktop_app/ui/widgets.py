@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
@@ -139,3 +141,32 @@ class StateHeader(QFrame):
 
     def _clicked(self) -> None:
         self.action_requested.emit(self._action)
+
+
+ERROR_STYLE = "color: #b3261e;"
+"""How a form says what is wrong with it."""
+
+
+class SaveRow(QWidget):
+    """The foot of a form: what is wrong with it, "Undo changes" and "Save"."""
+
+    def __init__(
+        self,
+        on_save: Callable[[], None],
+        on_revert: Callable[[], None],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.error = QLabel()
+        self.error.setStyleSheet(ERROR_STYLE)
+        self.error.setWordWrap(True)
+        layout.addWidget(self.error, 1)
+        self.revert_button = QPushButton("Undo changes")
+        self.revert_button.clicked.connect(on_revert)
+        layout.addWidget(self.revert_button)
+        self.save_button = QPushButton("Save")
+        self.save_button.setDefault(True)
+        self.save_button.clicked.connect(on_save)
+        layout.addWidget(self.save_button)
