@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import abc
+import logging
+from pathlib import Path
 
 from desktop_app.agent.errors import AgentError
+from desktop_app.agent.files import atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 
 class AutostartError(AgentError):
@@ -97,3 +102,42 @@ class NullAutostart(Autostart):
 
     def disable(self) -> None:
         """Nothing to do: nothing starts at login here."""
+
+
+def write_entry(path: Path, text: str, *, starts: bool = True) -> None:
+    """Write a login entry file atomically, readable by all (launchd refuses others' writes).
+
+    Args:
+        path: The entry's file.
+        text: Its content.
+        starts: Whether the entry starts the app (False: it hides a system-wide one).
+
+    Raises:
+        AutostartError: It could not be written; the sentence says which file.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text, mode=0o644)
+    except OSError as exc:
+        raise _failed(path, exc, starting=starts, verb="written") from exc
+    logger.info("Start at login %s: %s", "enabled" if starts else "disabled", path)
+
+
+def remove_entry(path: Path) -> None:
+    """Remove a login entry file; nothing happens when there is none.
+
+    Raises:
+        AutostartError: It could not be removed; the sentence says which file.
+    """
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise _failed(path, exc, starting=False, verb="removed") from exc
+    logger.info("Start at login disabled: %s", path)
+
+
+def _failed(path: Path, exc: OSError, *, starting: bool, verb: str) -> AutostartError:
+    goal = "set to start at login" if starting else "kept from starting at login"
+    return AutostartError(
+        f"RMA Compute Pool could not be {goal}: {path} could not be {verb} ({exc.strerror or exc})."
+    )

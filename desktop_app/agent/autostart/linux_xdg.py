@@ -8,16 +8,12 @@ same name in a system folder (``$XDG_CONFIG_DIRS/autostart``, e.g. one a package
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from desktop_app.agent.files import atomic_write_text
-
-from .base import Autostart, AutostartError
+from .base import Autostart, AutostartError, remove_entry, write_entry
 from .command import desktop_exec_value, escape_desktop_string
 
-logger = logging.getLogger(__name__)
 
 APP_ID = "rma-desktop"
 """The desktop file ID; the same name the tray app gives Qt (``setDesktopFileName``)."""
@@ -113,15 +109,7 @@ class XdgDesktopAutostart(Autostart):
         Raises:
             AutostartError: The entry could not be written.
         """
-        try:
-            self._autostart_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, self.entry_text(), mode=0o644)
-        except OSError as exc:
-            raise AutostartError(
-                f"RMA Compute Pool could not be set to start at login: {self.path} could not "
-                f"be written ({exc.strerror or exc})."
-            ) from exc
-        logger.info("Start at login enabled: %s", self.path)
+        write_entry(self.path, self.entry_text())
 
     def disable(self) -> None:
         """Remove the entry; where a system entry exists, write a hidden one that masks it.
@@ -129,19 +117,11 @@ class XdgDesktopAutostart(Autostart):
         Raises:
             AutostartError: The entry could not be removed or written.
         """
-        masked = any(path.is_file() for path in self._system_entries)
-        try:
-            if masked:
-                # Deleting ours would let the system entry start the app again.
-                atomic_write_text(self.path, self.entry_text(hidden=True), mode=0o644)
-            else:
-                self.path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise AutostartError(
-                f"RMA Compute Pool could not be kept from starting at login: {self.path} "
-                f"could not be changed ({exc.strerror or exc})."
-            ) from exc
-        logger.info("Start at login disabled: %s", self.path)
+        if any(path.is_file() for path in self._system_entries):
+            # Deleting ours would let the system entry start the app again.
+            write_entry(self.path, self.entry_text(hidden=True), starts=False)
+        else:
+            remove_entry(self.path)
 
 
 def _read_entry(path: Path) -> dict[str, str] | None:

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from desktop_app.agent.files import atomic_write_text
-
-from .base import Autostart, AutostartError
+from .base import Autostart, AutostartError, remove_entry, write_entry
 
 logger = logging.getLogger(__name__)
 
@@ -95,16 +93,7 @@ class LaunchdAutostart(Autostart):
             AutostartError: The file could not be written.
         """
         text = plistlib.dumps(self.job(), fmt=plistlib.FMT_XML).decode("utf-8")
-        try:
-            self._agents_dir.mkdir(parents=True, exist_ok=True)
-            # 0644: launchd refuses a property list that others can write.
-            atomic_write_text(self.path, text, mode=0o644)
-        except OSError as exc:
-            raise AutostartError(
-                f"RMA Compute Pool could not be set to start at login: {self.path} could not "
-                f"be written ({exc.strerror or exc})."
-            ) from exc
-        logger.info("Start at login enabled: %s", self.path)
+        write_entry(self.path, text)
 
     def disable(self) -> None:
         """Remove the property list; nothing happens when there is none.
@@ -112,11 +101,4 @@ class LaunchdAutostart(Autostart):
         Raises:
             AutostartError: The file could not be removed.
         """
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise AutostartError(
-                f"RMA Compute Pool could not be kept from starting at login: {self.path} "
-                f"could not be removed ({exc.strerror or exc})."
-            ) from exc
-        logger.info("Start at login disabled: %s", self.path)
+        remove_entry(self.path)
