@@ -14,7 +14,6 @@ from pathlib import Path
 from .base import Autostart, AutostartError, remove_entry, write_entry
 from .command import desktop_exec_value, escape_desktop_string
 
-
 APP_ID = "rma-desktop"
 """The desktop file ID; the same name the tray app gives Qt (``setDesktopFileName``)."""
 
