@@ -64,7 +64,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._pool import Pool, running_pool, write_settings  # noqa: E402
+from bench._pool import Pool, running_pool  # noqa: E402
 from coordinator.settings import CoordinatorSettings  # noqa: E402
 from desktop_app.agent.agent import AgentConfig  # noqa: E402
 from desktop_app.agent.governor import GovernorConfig  # noqa: E402
@@ -152,19 +152,16 @@ class Report:
 
 
 class Hand:
-    """The volunteer's hand on the mouse: every touch moves the pointer somewhere new."""
+    """The volunteer's hand on the mouse: every touch is real pointer input."""
 
     def __init__(self, desktop: XDesktop) -> None:
         self._desktop = desktop
-        self._touches = 0
         self._lock = threading.Lock()
 
     def touch(self) -> float:
         """Move the pointer; return the monotonic time once the X server has moved it."""
         with self._lock:
-            self._touches += 1
-            # Two spots, taken in turn: a move to where the pointer already is is no input.
-            self._desktop.move_pointer(400 + 40 * (self._touches % 2), 400)
+            self._desktop.nudge_pointer()
             return time.monotonic()
 
     @contextlib.contextmanager
@@ -391,7 +388,7 @@ def measure(args: argparse.Namespace, root: Path, report: Report) -> None:
             {"RMA_COORDINATOR_URL": pool.coordinator.url, "DOCKER_HOST": pool.engine.host},
         )
         rules = {"idle_only": True, "idle_minutes": args.idle_seconds / 60, "busy_pause": False}
-        write_settings(Path(app.env["XDG_CONFIG_HOME"]), {"joined": True, "rules": rules})
+        app.write_settings({"joined": True, "rules": rules})
         hand = Hand(desktop)
         print(f"desktop {desktop.display} ({SCREEN}, trayer); logs in {root}", flush=True)
         try:

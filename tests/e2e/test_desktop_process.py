@@ -71,6 +71,12 @@ class DesktopApp:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
+    def write_settings(self, settings: dict[str, Any]) -> None:
+        """Write the app's ``settings.json`` (as the first run and the Schedule tab would)."""
+        path = Path(self.env["XDG_CONFIG_HOME"]) / "RMA Compute" / "settings.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
+
     def launch(self, *args: str) -> subprocess.Popen[bytes]:
         command = [entry_point("rma-desktop"), "--credential-store", "file", *args]
         return self.desktop.spawn(command, extra_env=self.env, cwd=REPO)
@@ -142,6 +148,24 @@ def shoot_tray(desktop: XDesktop, name: str, icon: TrayIcon, menu: Window | None
     return desktop.screenshot(SCREENSHOTS / name, crop=(max(0, left), 0, width, bottom))
 
 
+def pool_and_app(
+    tmp_path: Path,
+    processes: list[Process],
+    registry: LocalRegistry,
+    daemon: DockerEngine,
+    desktop: XDesktop,
+) -> tuple[CoordinatorProcess, DesktopApp]:
+    """A running coordinator with the web service, and an app (not started) pointed at it."""
+    coordinator = web_service_coordinator(tmp_path, registry.image, SERVICE)
+    processes.append(coordinator.start())
+    app = DesktopApp(
+        desktop,
+        tmp_path / "home",
+        {"RMA_COORDINATOR_URL": coordinator.url, "DOCKER_HOST": daemon.host},
+    )
+    return coordinator, app
+
+
 def test_volunteer_journey_on_a_real_desktop(
     tmp_path: Path,
     processes: list[Process],
@@ -150,13 +174,7 @@ def test_volunteer_journey_on_a_real_desktop(
     x_desktop: XDesktop,
 ) -> None:
     daemon = docker_engine
-    coordinator = web_service_coordinator(tmp_path, local_registry.image, SERVICE)
-    processes.append(coordinator.start())
-    app = DesktopApp(
-        x_desktop,
-        tmp_path / "home",
-        {"RMA_COORDINATOR_URL": coordinator.url, "DOCKER_HOST": daemon.host},
-    )
+    coordinator, app = pool_and_app(tmp_path, processes, local_registry, daemon, x_desktop)
 
     # First run: the guided check, and nothing joins before the volunteer agrees.
     icon = app.start()
@@ -169,9 +187,8 @@ def test_volunteer_journey_on_a_real_desktop(
     assert app.process.wait(timeout=30) == 0, app.log()
 
     # Joined (as after pressing "Join the pool"): it starts in the tray and contributes.
-    settings = Path(app.env["XDG_CONFIG_HOME"]) / "RMA Compute" / "settings.json"
     # Not "wait while my programs are busy": this machine's load (the tests) is not the point.
-    settings.write_text(json.dumps({"joined": True, "rules": {"busy_pause": False}}))
+    app.write_settings({"joined": True, "rules": {"busy_pause": False}})
     icon = app.start()
     wait_until(
         lambda: service_state(coordinator) == "running",

@@ -5,17 +5,15 @@ threshold, and stops them within two seconds of the next input (xdotool).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import Process, web_service_coordinator
+from tests.e2e.processes import Process
 from tests.e2e.test_desktop_process import (
-    SERVICE,
-    DesktopApp,
     only_worker,
+    pool_and_app,
     running_containers,
     service_state,
     shoot,
@@ -33,10 +31,9 @@ COMEBACK_LIMIT_S = 2.0
 """The promise: the computer is theirs again within this long after they touch it."""
 
 
-def touch(desktop: XDesktop, x: int, y: int) -> float:
-    """Real pointer input (two moves: a move to where the pointer already is sends none)."""
-    desktop.move_pointer(x, y)
-    desktop.move_pointer(x + 1, y + 1)
+def touch(desktop: XDesktop) -> float:
+    """Real pointer input; the time it reached the X server."""
+    desktop.nudge_pointer()
     return time.monotonic()
 
 
@@ -48,22 +45,14 @@ def test_contributes_only_while_nobody_uses_the_computer(
     x_desktop: XDesktop,
 ) -> None:
     daemon = docker_engine
-    coordinator = web_service_coordinator(tmp_path, local_registry.image, SERVICE)
-    processes.append(coordinator.start())
-    app = DesktopApp(
-        x_desktop,
-        tmp_path / "home",
-        {"RMA_COORDINATOR_URL": coordinator.url, "DOCKER_HOST": daemon.host},
-    )
-    settings = Path(app.env["XDG_CONFIG_HOME"]) / "RMA Compute" / "settings.json"
-    settings.parent.mkdir(parents=True)
+    coordinator, app = pool_and_app(tmp_path, processes, local_registry, daemon, x_desktop)
     rules = {"idle_only": True, "idle_minutes": IDLE_S / 60, "busy_pause": False}
-    settings.write_text(json.dumps({"joined": True, "rules": rules}))
+    app.write_settings({"joined": True, "rules": rules})
 
     # Someone is at the computer: the app joins the pool, but nothing runs.
     app.start()
     wait_until(lambda: only_worker(coordinator), 30, f"registration; the app said:\n{app.log()}")
-    touched = touch(x_desktop, 100, 100)
+    touched = touch(x_desktop)
     wait_until(
         lambda: "Waiting: you are using the computer" in app.log(), 10, "the waiting decision"
     )
@@ -83,7 +72,7 @@ def test_contributes_only_while_nobody_uses_the_computer(
     assert running_containers(daemon)
 
     # The volunteer comes back: the pool is told and the containers stop within 2 s.
-    came_back = touch(x_desktop, 400, 300)
+    came_back = touch(x_desktop)
     wait_until(lambda: running_containers(daemon) == [], 10, "the containers to stop")
     reaction = time.monotonic() - came_back
     assert reaction < COMEBACK_LIMIT_S, f"stopped {reaction:.2f} s after the input"

@@ -44,7 +44,7 @@ def test_idle_grows_without_input_and_input_resets_it(
     elapsed = time.monotonic() - first_at
     assert later - first == pytest.approx(elapsed, abs=0.3)
 
-    x_desktop.move_pointer(200, 150)  # a mouse move resets it
+    x_desktop.nudge_pointer()  # a mouse move resets it
     assert detector.idle_seconds() < 0.5
 
     wait_until(lambda: detector.idle_seconds() >= 0.6, timeout=5, what="idle time again")
