@@ -439,7 +439,7 @@ class Contribution:
             gpu_enabled=settings.gpu_enabled,
         )
 
-    def _take_policy(self, applied: Applied, _signals: object) -> None:
+    def _take_policy(self, applied: Applied) -> None:
         """The policy's timing says what to run now (called on the policy's thread)."""
         with self._lock:
             self._applied = applied

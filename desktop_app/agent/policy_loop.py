@@ -56,7 +56,7 @@ class PolicyLoop:
         *,
         inputs: Callable[[], PolicyInputs],
         signals: SignalSource,
-        on_change: Callable[[Applied, Signals], None],
+        on_change: Callable[[Applied], None],
         clock: Callable[[], datetime],
         governor: GovernorConfig | None = None,
         timing: LoopTiming | None = None,
@@ -88,7 +88,6 @@ class PolicyLoop:
         self._thread: threading.Thread | None = None
         self._applied: Applied | None = None
         self._published_at = 0.0
-        self._signals_seen: Signals | None = None
 
     @property
     def applied(self) -> Applied | None:
@@ -155,13 +154,13 @@ class PolicyLoop:
         )
         applied = self._governor.step(self._monotonic(), decision)
         previous = self._applied
-        self._applied, self._signals_seen = applied, signals
+        self._applied = applied
         now = self._monotonic()
         if previous is None or _differs(previous, applied, now - self._published_at):
             if previous is None or previous.decision.headline != decision.headline:
                 log.info("%s. %s", decision.headline, decision.reason)
             self._published_at = now
-            self._on_change(applied, signals)
+            self._on_change(applied)
         return self._delay(applied, signals, inputs, watching)
 
     def _delay(
