@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,8 +21,20 @@ from coordinator.clock import Clock, system_clock
 from coordinator.db import make_engine, migrate
 from coordinator.errors import ApiError, install_error_handlers
 from coordinator.liveness import LivenessMonitor
+from coordinator.metrics import MetricsRegistry
 from coordinator.placement.service import PlacementService
-from coordinator.runtime import CoordinatorRuntime
+from coordinator.relay.api_keys import ApiKeyStore
+from coordinator.relay.endpoint import (
+    RELAY_OPENAPI,
+    SERVICE_PREFIX,
+    Relay,
+    RelayLimits,
+    relay_routes,
+)
+from coordinator.relay.hub import TunnelHub, TunnelTiming
+from coordinator.relay.metrics import RelayMetrics
+from coordinator.relay.transports import MAX_SEND_BODY, PollSessions, tunnel_routes
+from coordinator.runtime import AdminDep, CoordinatorRuntime, RuntimeDep
 from coordinator.security import hash_token, load_or_create_admin_token
 from coordinator.settings import CoordinatorSettings
 from coordinator.workers.heartbeats import HeartbeatWriter
@@ -34,6 +47,7 @@ from coordinator.workers.router import (
 )
 from coordinator.workers.router import router as worker_router
 from shared import PROTOCOL_VERSION, ErrorResponse, HealthResponse, ResponseModel, ServiceCatalog
+from shared.tunnel import SEND_PATH
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +69,46 @@ class BodySizeLimit:
     body without one (chunked) is counted as it is read and refused once it passes the limit.
     """
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_BODY_BYTES,
+        elsewhere: tuple[tuple[str, int | None], ...] = (),
+    ) -> None:
+        """Limit bodies to ``limit`` bytes, except under the prefixes in ``elsewhere``.
+
+        Args:
+            app: The app behind.
+            limit: The limit for every path not in ``elsewhere``.
+            elsewhere: Path prefixes with their own limit; None where the route enforces one.
+        """
         self.app = app
         self.limit = limit
+        self.elsewhere = elsewhere
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit: int | None = self.limit
+        path: str = scope["path"]
+        for prefix, own_limit in self.elsewhere:
+            if path.startswith(prefix):
+                limit = own_limit
+                break
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         declared: int | None = None
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit():
                 declared = int(value)
-        if declared is not None and declared > self.limit:
+        if declared is not None and declared > limit:
             body = ErrorResponse(
-                detail=f"The request body is larger than {self.limit} bytes.",
+                detail=f"The request body is larger than {limit} bytes.",
                 code="too_large",
             ).model_dump_json()
             await send(
@@ -92,10 +131,10 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     # An HTTPException, so the route's body parsing passes it on to the
                     # error handlers instead of turning it into a 400.
-                    raise BodyTooLarge(self.limit)
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, receive_within_limit, send)
@@ -127,6 +166,24 @@ def _start_runtime(
     started_at = clock()
     heartbeats = HeartbeatWriter(engine)
     placement = PlacementService(engine, catalog, clock, grace=settings.placement_grace)
+    api_keys = ApiKeyStore(engine, clock)
+    api_keys.load()
+    metrics = MetricsRegistry()
+    hub = TunnelHub(
+        TunnelTiming(keepalive=settings.tunnel_keepalive, dead_after=settings.tunnel_dead_after)
+    )
+    relay = Relay(
+        hub=hub,
+        catalog=catalog,
+        identify_key=api_keys.identify,
+        metrics=RelayMetrics(hub, metrics),
+        limits=RelayLimits(
+            max_body=settings.relay_max_body,
+            attempts=settings.relay_attempts,
+            head_timeout=settings.relay_head_timeout,
+        ),
+        sessions=PollSessions(),
+    )
     return CoordinatorRuntime(
         settings=settings,
         engine=engine,
@@ -136,6 +193,9 @@ def _start_runtime(
         registry=WorkerRegistry(engine, settings, clock, placement),
         heartbeats=heartbeats,
         placement=placement,
+        api_keys=api_keys,
+        relay=relay,
+        metrics=metrics,
         liveness=LivenessMonitor(
             engine,
             offline_after=settings.offline_after,
@@ -158,14 +218,21 @@ async def _sweep_forever(runtime: CoordinatorRuntime) -> None:
         await asyncio.to_thread(runtime.placement.run_after, "the liveness sweep")
 
 
-def _document_heartbeat_route(app: FastAPI) -> None:
-    """Add the heartbeat route, which FastAPI does not see, to the OpenAPI schema."""
+def _document_plain_routes(app: FastAPI) -> None:
+    """Add the heartbeat and relay routes, which FastAPI does not see, to the OpenAPI schema."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
             schema["paths"][HEARTBEAT_PATH] = HEARTBEAT_OPENAPI
+            schema["paths"][SERVICE_PREFIX + "{service}/{path}"] = RELAY_OPENAPI
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["ApiKey"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A client API key an admin created (POST /api/admin/api-keys).",
+            }
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in HEARTBEAT_MODELS:
                 model_schema = model.model_json_schema(
@@ -203,6 +270,7 @@ def create_app(
         # The catalogue may have changed since the last run: services it dropped go at once.
         await asyncio.to_thread(runtime.placement.run_after, "start-up")
         await runtime.heartbeats.start()
+        runtime.relay.hub.start()
         sweeper = asyncio.create_task(_sweep_forever(runtime), name="liveness-sweep")
         # What exists now (modules, the app, the engine) lives as long as the process: move
         # it out of the collector's sight so full collections stay short. Without this, full
@@ -221,6 +289,7 @@ def create_app(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await runtime.relay.hub.stop()
             await runtime.heartbeats.stop()
             runtime.engine.dispose()
             log.info("Coordinator stopped")
@@ -232,12 +301,33 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(
+        BodySizeLimit,
+        # The relay takes end users' bodies up to its own (larger) limit and says so itself.
+        elsewhere=((SERVICE_PREFIX, None), (SEND_PATH, MAX_SEND_BODY)),
+    )
     app.router.routes.append(heartbeat_route)
+    app.router.routes.extend(tunnel_routes)
+    app.router.routes.extend(relay_routes)
     app.include_router(worker_router)
     app.include_router(admin_router)
 
-    _document_heartbeat_route(app)
+    _document_plain_routes(app)
+
+    @app.get(
+        "/metrics",
+        tags=["metrics"],
+        dependencies=[AdminDep],
+        response_class=PlainTextResponse,
+        responses={401: {"model": ErrorResponse}},
+    )
+    async def metrics(runtime: RuntimeDep) -> PlainTextResponse:
+        """The coordinator's figures in the Prometheus text format (needs the admin token).
+
+        Relayed requests by service, status and outcome; their duration; retries; worker
+        failures; open tunnels; requests in flight.
+        """
+        return PlainTextResponse(runtime.metrics.render(), media_type=MetricsRegistry.CONTENT_TYPE)
 
     @app.get("/health", tags=["health"])
     async def health() -> HealthResponse:

@@ -16,7 +16,10 @@ from sqlalchemy import Engine
 from coordinator.clock import Clock
 from coordinator.errors import unauthorized
 from coordinator.liveness import LivenessMonitor
+from coordinator.metrics import MetricsRegistry
 from coordinator.placement.service import PlacementService
+from coordinator.relay.api_keys import ApiKeyStore
+from coordinator.relay.endpoint import Relay
 from coordinator.security import bearer_token, tokens_match
 from coordinator.settings import CoordinatorSettings
 from coordinator.workers.heartbeats import HeartbeatWriter
@@ -36,6 +39,9 @@ class CoordinatorRuntime:
     heartbeats: HeartbeatWriter
     liveness: LivenessMonitor
     placement: PlacementService
+    api_keys: ApiKeyStore
+    relay: Relay
+    metrics: MetricsRegistry
 
 
 def get_runtime_of(request: Request) -> CoordinatorRuntime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.tiers import TierRules
@@ -44,6 +44,27 @@ class CoordinatorSettings(BaseSettings):
     """Seconds a worker that went offline, was paused or drained keeps its services before
     they are placed elsewhere (home PCs reboot; don't move everything for that)."""
     log_level: str = "INFO"
+    relay_max_body: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024**3)
+    """The largest request body the relay takes, in bytes; larger ones get a 413."""
+    relay_attempts: int = Field(default=3, ge=1, le=10)
+    """Workers tried for one relayed request before it fails."""
+    relay_head_timeout: float = Field(default=300.0, gt=0, le=3600)
+    """Seconds a worker may take to start answering a relayed request."""
+    tunnel_keepalive: float = Field(default=0.5, gt=0, le=60)
+    """Seconds of silence after which either end of a worker's tunnel sends a ping."""
+    tunnel_dead_after: float = Field(default=1.5, gt=0, le=600)
+    """Seconds of silence after which a worker's tunnel is closed and the worker unroutable."""
+
+    @field_validator("tunnel_dead_after")
+    @classmethod
+    def _dead_after_keepalive(cls, value: float, info: ValidationInfo) -> float:
+        keepalive = info.data.get("tunnel_keepalive")
+        if keepalive is not None and value <= keepalive:
+            raise ValueError(
+                f"must be longer than tunnel_keepalive ({keepalive:g} s), or quiet tunnels "
+                "would be closed between their pings"
+            )
+        return value
 
     @field_validator("admin_token", "enrollment_token")
     @classmethod

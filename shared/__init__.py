@@ -3,7 +3,17 @@
 Depends on pydantic only. Import the models from here.
 """
 
-from shared.admin import AdminHealth, PoolStats, TierCounts, WorkerList, WorkerView
+from shared.admin import (
+    AdminHealth,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyView,
+    PoolStats,
+    TierCounts,
+    WorkerList,
+    WorkerView,
+)
 from shared.base import RequestModel, ResponseModel, WorkerId
 from shared.capabilities import DockerInfo, GpuInfo, WorkerCapabilities
 from shared.catalog import ServiceCatalog, ServiceSpec
@@ -36,6 +46,10 @@ __all__ = [
     "TIER_NAMES",
     "AdminHealth",
     "AgentTooOldError",
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ApiKeyList",
+    "ApiKeyView",
     "ContainerReport",
     "ContainerState",
     "DockerInfo",

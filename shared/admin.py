@@ -1,11 +1,13 @@
-"""The admin API's views: ``/api/admin/workers``, ``/api/admin/stats``, ``/api/admin/health``."""
+"""The admin API's messages: workers, stats, health, and client API keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from shared.base import ResponseModel, WorkerId
+from pydantic import AfterValidator, Field
+
+from shared.base import RequestModel, ResponseModel, ShortText, WorkerId
 from shared.capabilities import WorkerCapabilities
 from shared.messages import ContainerReport, Liveness, Schedulability, Tier
 
@@ -79,3 +81,54 @@ class AdminHealth(ResponseModel):
     online_workers: int
     last_liveness_sweep: datetime | None
     """When the coordinator last checked for workers that stopped sending heartbeats."""
+
+
+def _not_blank(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty: give the key a label, e.g. 'adviser portal'")
+    return text
+
+
+class ApiKeyCreate(RequestModel):
+    """``POST /api/admin/api-keys``: a new client API key."""
+
+    name: Annotated[
+        ShortText, AfterValidator(_not_blank), Field(json_schema_extra={"minLength": 1})
+    ]
+    """What the key is for, so admins recognise it in the list (e.g. ``"adviser portal"``);
+    1 to 256 characters after surrounding spaces are stripped."""
+
+
+class ApiKeyCreated(ResponseModel):
+    """The answer to ``POST /api/admin/api-keys``: the only time the key itself is shown."""
+
+    key: str
+    """The secret, for ``Authorization: Bearer <key>``. The coordinator keeps only its hash,
+    so it cannot be shown again; a lost key is revoked and replaced."""
+    id: str
+    """The key's id, for revoking it."""
+    name: str
+    prefix: str
+    """The key's first characters (e.g. ``"rma_AbCd"``), to recognise it in the list."""
+    created_at: datetime
+
+
+class ApiKeyView(ResponseModel):
+    """One client API key as the list shows it: never the key, only its prefix."""
+
+    id: str
+    name: str
+    prefix: str
+    """The key's first characters (e.g. ``"rma_AbCd"``)."""
+    created_at: datetime
+    revoked_at: datetime | None
+    """When an admin revoked it; None while it is in use."""
+    active: bool
+    """Whether the relay accepts it (not revoked)."""
+
+
+class ApiKeyList(ResponseModel):
+    """``GET /api/admin/api-keys``: every key, newest first, revoked ones included."""
+
+    keys: list[ApiKeyView]
+    total: int

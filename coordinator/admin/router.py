@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import text
 
 from coordinator import __version__
 from coordinator.admin.service import AdminService
 from coordinator.clock import to_datetime
-from coordinator.runtime import AdminDep, RuntimeDep
+from coordinator.relay.hub import WorkerFlags
+from coordinator.runtime import AdminDep, CoordinatorRuntime, RuntimeDep
 from coordinator.workers.router import WorkerIdPath
 from shared import PROTOCOL_VERSION, AdminHealth, ErrorResponse, Liveness, PoolStats, WorkerList
-from shared.admin import WorkerView
+from shared.admin import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyView, WorkerView
 
 MAX_OFFSET = 2**63 - 1
 """The largest offset the databases take (a signed 64-bit integer, PostgreSQL's ``BIGINT``);
@@ -25,6 +27,13 @@ router = APIRouter(
     dependencies=[AdminDep],
     responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
+
+
+def _routing_follows(runtime: CoordinatorRuntime, view: WorkerView) -> WorkerView:
+    """The relay uses an admin's drain or trust change from the next request on."""
+    flags = WorkerFlags(trusted=view.trusted, drained=view.schedulability == "drained")
+    runtime.relay.hub.set_flags(view.worker_id, flags)
+    return view
 
 
 @router.get("/workers")
@@ -50,25 +59,69 @@ def get_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
 @router.post("/workers/{worker_id}/drain")
 def drain_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     """Give this worker no new work until it is undrained (its owner cannot override it)."""
-    return AdminService(runtime.engine, runtime.placement).set_drained(worker_id, drained=True)
+    return _routing_follows(
+        runtime,
+        AdminService(runtime.engine, runtime.placement).set_drained(worker_id, drained=True),
+    )
 
 
 @router.post("/workers/{worker_id}/undrain")
 def undrain_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     """Let a drained worker take work again."""
-    return AdminService(runtime.engine, runtime.placement).set_drained(worker_id, drained=False)
+    return _routing_follows(
+        runtime,
+        AdminService(runtime.engine, runtime.placement).set_drained(worker_id, drained=False),
+    )
 
 
 @router.post("/workers/{worker_id}/trust")
 def trust_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     """Trust this worker with services marked ``sensitive`` (people's personal data)."""
-    return AdminService(runtime.engine, runtime.placement).set_trusted(worker_id, trusted=True)
+    return _routing_follows(
+        runtime,
+        AdminService(runtime.engine, runtime.placement).set_trusted(worker_id, trusted=True),
+    )
 
 
 @router.post("/workers/{worker_id}/untrust")
 def untrust_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     """Stop trusting this worker; its sensitive services are taken away at once."""
-    return AdminService(runtime.engine, runtime.placement).set_trusted(worker_id, trusted=False)
+    return _routing_follows(
+        runtime,
+        AdminService(runtime.engine, runtime.placement).set_trusted(worker_id, trusted=False),
+    )
+
+
+ApiKeyIdPath = Annotated[uuid.UUID, Path(description="The key's id, from the list of keys")]
+
+
+@router.post("/api-keys", status_code=201, responses={422: {"model": ErrorResponse}})
+def create_api_key(body: ApiKeyCreate, runtime: RuntimeDep) -> ApiKeyCreated:
+    """Create a client API key for end users of the relay (``Authorization: Bearer <key>``).
+
+    The key is in this answer only: the coordinator keeps just its hash, so it can never be
+    shown again. Store it now; a lost key is revoked and replaced by a new one.
+    """
+    return runtime.api_keys.create(body.name)
+
+
+@router.get("/api-keys")
+def list_api_keys(runtime: RuntimeDep) -> ApiKeyList:
+    """Every client API key, newest first, revoked ones included.
+
+    The keys themselves are never listed (they are shown only once, when created): each is
+    shown by its id, name and prefix (its first characters).
+    """
+    return runtime.api_keys.list()
+
+
+@router.delete("/api-keys/{key_id}", responses={422: {"model": ErrorResponse}})
+def revoke_api_key(key_id: ApiKeyIdPath, runtime: RuntimeDep) -> ApiKeyView:
+    """Revoke a client API key: the relay refuses it from now on.
+
+    Revoking it again is harmless. A revoked key cannot be restored; create a new one.
+    """
+    return runtime.api_keys.revoke(str(key_id))
 
 
 @router.get("/stats")

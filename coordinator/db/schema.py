@@ -81,6 +81,21 @@ class AssignmentRow(Base):
     __table_args__ = (Index("ix_assignments_service", "service"),)
 
 
+class ApiKeyRow(Base):
+    """One client API key (see ``coordinator.relay.api_keys``). Only its hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    """The admin's label, e.g. ``adviser portal``."""
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    """The key's first characters, to recognise it in lists without storing it."""
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
 WORKERS = cast(Table, WorkerRow.__table__)
 """The workers table, for Core statements on hot paths (heartbeats, sweeps)."""
 

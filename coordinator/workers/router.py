@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Annotated, Any
 
@@ -96,6 +97,9 @@ async def heartbeat(request: Request) -> Response:
         )
     )
     if isinstance(outcome, HeartbeatAccepted):
+        if body.paused:
+            # Before the answer: the agent stops its containers once it has it.
+            runtime.relay.hub.paused_by_heartbeat(body.worker_id)
         interval = runtime.settings.heartbeat_interval
         # Every value below is the coordinator's own; validating them again costs a
         # measurable share of this route, so the model is constructed as it is.
@@ -124,11 +128,13 @@ async def heartbeat(request: Request) -> Response:
 
 
 @router.delete("/unregister/{worker_id}", responses=_ERRORS)
-def unregister(
+async def unregister(
     worker_id: WorkerIdPath, runtime: RuntimeDep, token: WorkerTokenDep
 ) -> UnregisterResponse:
-    """Leave the pool. A worker can only unregister itself."""
-    return runtime.registry.unregister(worker_id, token)
+    """Leave the pool. A worker can only unregister itself; its tunnel closes."""
+    answer = await asyncio.to_thread(runtime.registry.unregister, worker_id, token)
+    runtime.relay.hub.close(worker_id, "the worker left the pool")
+    return answer
 
 
 HEARTBEAT_PATH = "/api/worker/heartbeat"

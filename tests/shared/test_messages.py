@@ -20,6 +20,10 @@ from shared import (
     PROTOCOL_VERSION,
     AdminHealth,
     AgentTooOldError,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyView,
     ContainerReport,
     DockerInfo,
     ErrorResponse,
@@ -121,6 +125,23 @@ SAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "online_workers": 2,
         "last_liveness_sweep": None,
     },
+    ApiKeyCreate: {"name": "adviser portal"},
+    ApiKeyCreated: {
+        "key": "rma_secret",
+        "id": WID,
+        "name": "adviser portal",
+        "prefix": "rma_secr",
+        "created_at": NOW,
+    },
+    ApiKeyView: {
+        "id": WID,
+        "name": "adviser portal",
+        "prefix": "rma_secr",
+        "created_at": NOW,
+        "revoked_at": NOW,
+        "active": False,
+    },
+    ApiKeyList: {"keys": [], "total": 0},
 }
 REQUESTS = [model for model in SAMPLES if issubclass(model, RequestModel)]
 RESPONSES = [model for model in SAMPLES if issubclass(model, ResponseModel)]

@@ -1,0 +1,1 @@
+"""The relay: end users reach the services on volunteer machines through worker tunnels."""
