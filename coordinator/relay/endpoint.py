@@ -306,7 +306,8 @@ class RelayEndpoint:
             stream = tunnel.open_stream()
             try:
                 await stream.send_request(head, body)
-                event = await asyncio.wait_for(stream.events.get(), relay.limits.head_timeout)
+                async with asyncio.timeout(relay.limits.head_timeout):
+                    event = await stream.events.get()
             except TunnelGone as exc:
                 event = Dropped(str(exc))
             except TimeoutError:

@@ -173,16 +173,6 @@ class TunnelHub:
         """An admin changed a worker's flags: routing follows from the next request on."""
         self._flags[worker_id] = flags
 
-    def paused_by_heartbeat(self, worker_id: str) -> None:
-        """A heartbeat says the owner paused: no new requests, even before the tunnel says so.
-
-        The agent waits for this heartbeat's answer before it stops its containers, so a
-        pause reaches routing before the containers go.
-        """
-        tunnel = self._tunnels.get(worker_id)
-        if tunnel is not None:
-            tunnel.paused = True
-
     # -- routing -----------------------------------------------------------------------------
 
     def pick(self, service: str, *, sensitive: bool, exclude: set[str]) -> Tunnel | None:

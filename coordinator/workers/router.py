@@ -97,9 +97,6 @@ async def heartbeat(request: Request) -> Response:
         )
     )
     if isinstance(outcome, HeartbeatAccepted):
-        if body.paused:
-            # Before the answer: the agent stops its containers once it has it.
-            runtime.relay.hub.paused_by_heartbeat(body.worker_id)
         interval = runtime.settings.heartbeat_interval
         # Every value below is the coordinator's own; validating them again costs a
         # measurable share of this route, so the model is constructed as it is.

@@ -31,6 +31,7 @@ from desktop_app.agent.coordinator_client import (
 from desktop_app.agent.credentials import CredentialStoreError
 from desktop_app.agent.identity import IdentityStore, WorkerIdentity
 from desktop_app.agent.listeners import Listeners
+from desktop_app.agent.relay import RelayTunnel, TransportMode, ready_services
 from shared import (
     PROTOCOL_VERSION,
     TIER_NAMES,
@@ -95,6 +96,12 @@ class AgentConfig:
     drain_timeout: float = 1.0
     """On pausing, how long work already under way may take to finish before the
     containers stop: the volunteer gets their computer back within about two seconds."""
+    relay: bool = True
+    """Answer end users' requests relayed through a tunnel to the coordinator (only where
+    the agent runs containers)."""
+    tunnel_transport: TransportMode = "auto"
+    """How the tunnel reaches the coordinator: ``auto`` tries a WebSocket and falls back to
+    HTTP long-polling where something in between blocks WebSockets."""
 
 
 @dataclass(frozen=True)
@@ -137,9 +144,22 @@ class Agent:
             containers: Runs the assigned services (None: membership only).
             http: The HTTP client (tests inject one); made per run otherwise.
             in_flight: How many requests the pool's services here are answering; a pause
-                lets them finish (up to ``drain_timeout``). None when nothing counts them.
+                lets them finish (up to ``drain_timeout``). None when nothing counts them;
+                the relay tunnel's count when it runs.
         """
         self._config = config
+        self._tunnel = (
+            RelayTunnel(
+                # Only once registered: a saved identity may be one the pool forgot.
+                lambda: self._identity if self._registered else None,
+                containers.local_url,
+                mode=config.tunnel_transport,
+            )
+            if containers is not None and config.relay
+            else None
+        )
+        if in_flight is None and self._tunnel is not None:
+            in_flight = self._tunnel.in_flight
         self._in_flight = in_flight
         self._pause_generation = 0
         self._pause_acked_generation = 0
@@ -201,6 +221,12 @@ class Agent:
         if paused and not self._paused:
             self._pause_generation += 1
         self._paused = paused
+        loop = self._loop
+        if loop is not None and self._tunnel is not None:
+            # Queued before the container loop wakes: the tunnel refuses new requests
+            # before that loop lets the ones under way finish.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._update_tunnel)
         self._notify(self._wake_event)
         self._notify(self._containers_changed)
 
@@ -243,12 +269,25 @@ class Agent:
             if runtime is not None
             else None
         )
+        tunnel = self._tunnel
+        tunnel_task = None
+        if tunnel is not None:
+            self._update_tunnel()
+            # It opens once the agent has registered (it watches for an identity).
+            tunnel_task = asyncio.create_task(tunnel.run(), name="relay tunnel")
         try:
             self._identity = await asyncio.to_thread(self._load_identity, client.base_url)
             exit_code = await self._membership_loop(client, backoff)
             await self._leave(client)
             return exit_code
         finally:
+            if tunnel is not None and tunnel_task is not None:
+                # Before the containers stop: no request may be relayed to a stopped one.
+                tunnel.stop()
+                try:
+                    await tunnel_task
+                except Exception:
+                    log.exception("The relay tunnel failed")
             if runtime is not None and containers_task is not None:
                 containers_task.cancel()
                 try:
@@ -505,9 +544,16 @@ class Agent:
         for service in before.keys() - {report.service for report in reports}:
             log.info("Service %s: removed from this computer.", service)
         self._reports = reports
+        self._update_tunnel()
         docker = self._containers.docker if self._containers is not None else None
         if tuple(reports) != self._status.containers or docker != self._status.docker:
             self._publish(replace(self._status, containers=tuple(reports), docker=docker))
+
+    def _update_tunnel(self) -> None:
+        """Tell the tunnel which services answer here now and whether the volunteer paused."""
+        if self._tunnel is not None and self._containers is not None:
+            services = ready_services(self._reports, self._containers.local_url)
+            self._tunnel.update(services, self._paused)
 
     async def _recover_identity(self, refusal: CoordinatorRefused) -> float:
         """Decide what a refusal means for who we are; return the delay before trying again."""

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-gpu", action="store_true", help="never give the pool's containers the GPU"
     )
+    parser.add_argument(
+        "--tunnel",
+        choices=["auto", "websocket", "long-poll"],
+        default="auto",
+        help="how the relay tunnel reaches the coordinator: a WebSocket, HTTP long-polling "
+        "where a proxy blocks WebSockets, or auto (WebSocket, then long-polling; %(default)s)",
+    )
     add_log_level_argument(parser)
     parser.add_argument("--version", action="version", version=f"rma-worker {__version__}")
     return parser
@@ -122,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             name=args.name,
             enrollment_token=args.enrollment_token,
             max_retry_delay=args.max_retry_delay,
+            tunnel_transport=args.tunnel,
         ),
         identities=IdentityStore(paths.state_dir, credentials),
         probe=lambda: probe.probe(paths.state_dir),

@@ -55,6 +55,9 @@ class RecordingRuntime:
     def wake(self) -> None:
         pass  # wait_for_work returns within 50 ms anyway
 
+    def local_url(self, service: str) -> str | None:
+        return None  # nothing answers: the relay tunnel offers no service
+
     def seen(self, name: str) -> list[list[str]]:
         with self._lock:
             return [desired for call, desired in self.calls if call == name]

@@ -144,28 +144,42 @@ def worker_process(name: str, coordinator_url: str, root: Path) -> Process:
     )
 
 
-def web_service_coordinator(
-    root: Path, image: str, service: str = "web", heartbeat_interval: float = 1.0
+def catalog_coordinator(
+    root: Path, services: list[dict[str, Any]], heartbeat_interval: float = 1.0
 ) -> CoordinatorProcess:
-    """A coordinator (not started) whose catalogue has one small web service for every tier.
+    """A coordinator (not started) with these catalogue ``services`` and a 1 s grace.
 
-    Placement's grace is 1 s, so the service moves at once when its worker pauses or leaves.
-    Heartbeats are every second unless ``heartbeat_interval`` says otherwise.
+    Placement's grace is 1 s, so a service moves at once when its worker pauses or leaves.
     """
     root.mkdir(parents=True, exist_ok=True)
     catalog = root / "catalog.json"
-    entry = {
-        "name": service,
-        "image": image,
-        "port": 8080,
-        "tiers": [1, 2, 3],
-        "health_path": "/health",
-        "description": "A small web service for tests and benches.",
-    }
-    catalog.write_text(json.dumps({"services": [entry]}))
+    catalog.write_text(json.dumps({"services": services}))
     coordinator = CoordinatorProcess.create(
         root / "coordinator", secrets.token_urlsafe(24), heartbeat_interval
     )
     coordinator.args += ["--catalog", str(catalog)]
     coordinator.env["RMA_PLACEMENT_GRACE"] = "1"
     return coordinator
+
+
+def web_service(image: str, name: str = "web", **fields: Any) -> dict[str, Any]:
+    """A catalogue entry running the tests' busybox HTTP image on every tier."""
+    return {
+        "name": name,
+        "image": image,
+        "port": 8080,
+        "tiers": [1, 2, 3],
+        "health_path": "/health",
+        "description": "A small web service for tests and benches.",
+        **fields,
+    }
+
+
+def web_service_coordinator(
+    root: Path, image: str, service: str = "web", heartbeat_interval: float = 1.0
+) -> CoordinatorProcess:
+    """A coordinator (not started) whose catalogue has one small web service for every tier.
+
+    Heartbeats are every second unless ``heartbeat_interval`` says otherwise.
+    """
+    return catalog_coordinator(root, [web_service(image, service)], heartbeat_interval)

@@ -69,7 +69,7 @@ class VolumeSpec:
     """A named volume a container gets for one of its data paths."""
 
     name: str
-    """The volume's name, ``rma-<service>-<n>``."""
+    """The volume's name, ``rma-<service>-<instance>-<n>``."""
     target: str
     """The path inside the container."""
     labels: dict[str, str] = field(default_factory=dict)
@@ -83,7 +83,7 @@ class ContainerSpec:
     service: str
     image: str
     name: str
-    """The container's name, ``rma-<service>``."""
+    """The container's name, ``rma-<service>-<instance>``."""
     spec_hash: str
     """Changes whenever the create options change."""
     volumes: tuple[VolumeSpec, ...]
@@ -98,14 +98,23 @@ def safe_name(service: str) -> str:
     return cleaned or "service"
 
 
-def container_name(service: str) -> str:
-    """The container name for ``service``: ``rma-<service>``."""
-    return f"rma-{safe_name(service)}"
+def instance_tag(worker: str) -> str:
+    """A short, name-safe tag of this agent instance for names.
+
+    Two agents sharing one Docker engine (a server running several workers) never claim
+    each other's containers or volumes.
+    """
+    return safe_name(worker)[:8]
 
 
-def volume_name(service: str, index: int) -> str:
-    """The named volume for the ``index``-th data path of ``service``: ``rma-<service>-<n>``."""
-    return f"rma-{safe_name(service)}-{index}"
+def container_name(service: str, worker: str) -> str:
+    """The container name for ``service``: ``rma-<service>-<instance>``."""
+    return f"rma-{safe_name(service)}-{instance_tag(worker)}"
+
+
+def volume_name(service: str, index: int, worker: str) -> str:
+    """The ``index``-th data path's volume: ``rma-<service>-<instance>-<n>``."""
+    return f"rma-{safe_name(service)}-{instance_tag(worker)}-{index}"
 
 
 def owner_labels(worker: str) -> dict[str, str]:
@@ -126,8 +135,10 @@ def gpu_refusal(limits: ResourceLimits, gpu_runtime: bool) -> str | None:
 
 
 def _hash(options: dict[str, Any], volumes: tuple[VolumeSpec, ...]) -> str:
+    """The options' fingerprint; the names follow from the service and the instance."""
+    unnamed = {key: value for key, value in options.items() if key != "name"}
     canonical = json.dumps(
-        {"options": options, "volumes": [(v.name, v.target) for v in volumes]},
+        {"options": unnamed, "volumes": [v.target for v in volumes]},
         sort_keys=True,
         default=str,
     )
@@ -163,14 +174,14 @@ def container_spec(
         raise CapabilityRefused(service, refused)
     volumes = tuple(
         VolumeSpec(
-            name=volume_name(service, index),
+            name=volume_name(service, index, worker),
             target=target,
             labels={**owner_labels(worker), SERVICE_LABEL: service},
         )
         for index, target in enumerate(assignment.volumes)
     )
     options: dict[str, Any] = {
-        "name": container_name(service),
+        "name": container_name(service, worker),
         "environment": dict(sorted(assignment.env.items())),
         "privileged": False,
         "cap_drop": ["ALL"],

@@ -26,6 +26,8 @@ from desktop_app.agent.containers.security import (
     SERVICE_LABEL,
     SPEC_LABEL,
     WORKER_LABEL,
+    container_name,
+    volume_name,
 )
 from shared import ContainerReport, ServiceAssignment
 from tests.fixtures.container_images import IMAGE_PORT, LocalRegistry
@@ -167,7 +169,7 @@ def test_assigned_service_is_pulled_started_answers_and_is_removed(
     answer = get_url(f"{url}/health")
     assert (answer.status_code, answer.text) == (200, "ok\n")
     (container,) = harness.ours()
-    assert container.name == f"rma-{service.service}"
+    assert container.name == container_name(service.service, harness.worker)
     assert container.labels[SERVICE_LABEL] == service.service
     assert container.labels[MANAGED_LABEL] == "true"
 
@@ -202,7 +204,7 @@ def test_stop_all_leaves_nothing_running(harness: Harness, local_registry: Local
     # Named volumes survive a pause: the data is still there on resume.
     client = harness.engine.client()
     try:
-        client.volumes.get(f"rma-{second.service}-0").remove()
+        client.volumes.get(volume_name(second.service, 0, harness.worker)).remove()
     finally:
         client.close()
 
@@ -293,7 +295,7 @@ def test_adoption_after_a_crash(docker_engine: DockerEngine, local_registry: Loc
             lambda r: all(is_state(s.service, "running")(r) for s in (kept, dropped)),
             "both running",
         )
-        kept_id = {c.name: c.id for c in before.ours()}[f"rma-{kept.service}"]
+        kept_id = {c.name: c.id for c in before.ours()}[container_name(kept.service, worker)]
         # The agent dies without cleaning up; a new one starts with only `kept` desired.
         reports = after.runtime.adopt_or_clean([kept])
         assert [c.id for c in after.ours()] == [kept_id]
@@ -361,7 +363,7 @@ def test_security_settings_read_back_from_docker_inspect(
         assert host["SecurityOpt"] == ["no-new-privileges:true"]
         assert not host["Binds"]
         assert [(m["Type"], m["Source"], m["Target"]) for m in host["Mounts"]] == [
-            ("volume", f"rma-{service.service}-0", "/data")
+            ("volume", volume_name(service.service, 0, harness.worker), "/data")
         ]
         assert all(m["Type"] == "volume" for m in container.attrs["Mounts"])
         assert host["PortBindings"] == {

@@ -36,7 +36,7 @@ def spec_of(a: ServiceAssignment, limits: ResourceLimits | None = None, gpu_runt
 def test_locked_down_by_default() -> None:
     spec = spec_of(assignment())
     options = spec.create_kwargs
-    assert spec.name == options["name"] == "rma-rag"
+    assert spec.name == options["name"] == "rma-rag-w-1"
     assert options["privileged"] is False
     assert options["cap_drop"] == ["ALL"]
     assert options["cap_add"] == []
@@ -85,8 +85,8 @@ def test_environment_command_and_capabilities_from_the_assignment() -> None:
 def test_data_paths_become_named_volumes() -> None:
     spec = spec_of(assignment(service="postgres", volumes=["/var/lib/postgresql/data", "/backup"]))
     assert [(v.name, v.target) for v in spec.volumes] == [
-        ("rma-postgres-0", "/var/lib/postgresql/data"),
-        ("rma-postgres-1", "/backup"),
+        ("rma-postgres-w-1-0", "/var/lib/postgresql/data"),
+        ("rma-postgres-w-1-1", "/backup"),
     ]
     assert spec.volumes[0].labels == {
         MANAGED_LABEL: "true",
@@ -96,11 +96,11 @@ def test_data_paths_become_named_volumes() -> None:
     assert spec.create_kwargs["mounts"] == [
         {
             "Type": "volume",
-            "Source": "rma-postgres-0",
+            "Source": "rma-postgres-w-1-0",
             "Target": "/var/lib/postgresql/data",
             "ReadOnly": False,
         },
-        {"Type": "volume", "Source": "rma-postgres-1", "Target": "/backup", "ReadOnly": False},
+        {"Type": "volume", "Source": "rma-postgres-w-1-1", "Target": "/backup", "ReadOnly": False},
     ]
 
 
@@ -167,10 +167,13 @@ def test_spec_hash_changes_with_what_matters_only() -> None:
 
 
 def test_names_are_docker_legal() -> None:
-    assert container_name("ollama-vision") == "rma-ollama-vision"
-    assert container_name("My Service/2") == "rma-My-Service-2"
-    assert container_name("///") == "rma-service"
-    assert volume_name("neo4j", 0) == "rma-neo4j-0"
+    worker = "3f2a9c1e-0b7d-4e5f-9a8b-1c2d3e4f5a6b"
+    assert container_name("ollama-vision", worker) == "rma-ollama-vision-3f2a9c1e"
+    assert container_name("My Service/2", worker) == "rma-My-Service-2-3f2a9c1e"
+    assert container_name("///", worker) == "rma-service-3f2a9c1e"
+    assert volume_name("neo4j", 0, worker) == "rma-neo4j-3f2a9c1e-0"
+    # Two agents on one engine never share a name.
+    assert container_name("web", worker) != container_name("web", "9d8c7b6a-0000")
 
 
 @pytest.mark.parametrize("capability", ["ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"])
