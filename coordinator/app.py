@@ -29,7 +29,7 @@ from coordinator.relay.endpoint import (
     SERVICE_PREFIX,
     Relay,
     RelayLimits,
-    relay_routes,
+    RelayShortcut,
 )
 from coordinator.relay.hub import TunnelHub, TunnelTiming
 from coordinator.relay.metrics import RelayMetrics
@@ -301,14 +301,11 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(
-        BodySizeLimit,
-        # The relay takes end users' bodies up to its own (larger) limit and says so itself.
-        elsewhere=((SERVICE_PREFIX, None), (SEND_PATH, MAX_SEND_BODY)),
-    )
+    app.add_middleware(BodySizeLimit, elsewhere=((SEND_PATH, MAX_SEND_BODY),))
+    # Outermost: the relay takes end users' bodies up to its own (larger) limit itself.
+    app.add_middleware(RelayShortcut)
     app.router.routes.append(heartbeat_route)
     app.router.routes.extend(tunnel_routes)
-    app.router.routes.extend(relay_routes)
     app.include_router(worker_router)
     app.include_router(admin_router)
 

@@ -32,8 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator.relay.hub import TunnelHub
 from coordinator.relay.metrics import RelayMetrics
@@ -136,8 +135,9 @@ async def _refuse(send: Send, refusal: _Refusal) -> None:
 
 def _split_target(scope: Scope) -> tuple[str, str]:
     """The service's name and the target inside it (raw path and query)."""
-    service = scope["path_params"]["service"]
-    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    path: str = scope["path"]
+    service, _, _ = path[path.find(SERVICE_PREFIX) + len(SERVICE_PREFIX) :].partition("/")
+    raw: bytes = scope.get("raw_path") or path.encode()
     prefix = (SERVICE_PREFIX + service).encode()
     start = raw.find(prefix)
     rest = raw[start + len(prefix) :] if start >= 0 else b""
@@ -456,12 +456,24 @@ async def _watch_disconnect(receive: Receive, stream: RelayStream) -> None:
         await stream.cancel()
 
 
-_ENDPOINT = RelayEndpoint()
-relay_routes = [
-    Route(SERVICE_PREFIX + "{service}/{path:path}", _ENDPOINT, name="relay"),
-    Route(SERVICE_PREFIX + "{service}", _ENDPOINT, name="relay-root"),
-]
-"""Added to the app: every method, with or without a path inside the service."""
+class RelayShortcut:
+    """Middleware: ``/api/service/…`` goes straight to the relay, past the framework's layers.
+
+    Routing, dependency and exception layers cost more per request than the relay's own
+    work (bench/relay.py); the relay answers every refusal itself, and the server's error
+    middleware, outside this one, still turns a crash into a logged 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.relay = RelayEndpoint()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Relay ``/api/service/`` requests; pass everything else on."""
+        if scope["type"] == "http" and scope["path"].startswith(SERVICE_PREFIX):
+            await self.relay(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _error_reply(description: str) -> dict[str, Any]:
@@ -501,4 +513,4 @@ def _operation(method: str) -> dict[str, Any]:
 RELAY_OPENAPI: dict[str, Any] = {
     method: _operation(method) for method in ("get", "post", "put", "patch", "delete", "head")
 }
-"""The OpenAPI operations of :data:`relay_routes`, which FastAPI cannot see."""
+"""The OpenAPI operations of the relay, which FastAPI cannot see (:class:`RelayShortcut`)."""

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from desktop_app import __version__
+from desktop_app.agent import event_loop
 from desktop_app.agent.agent import Agent, AgentConfig
 from desktop_app.agent.containers import (
     ContainerRuntime,
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ),
     )
-    return asyncio.run(_run_until_signalled(agent))
+    return event_loop.run(_run_until_signalled(agent))
 
 
 async def _run_until_signalled(agent: Agent) -> int:

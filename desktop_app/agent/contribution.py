@@ -10,7 +10,6 @@ changes, on whichever thread made the change.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import os
@@ -21,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
+from desktop_app.agent import event_loop
 from desktop_app.agent.agent import EXIT_REFUSED, Agent, AgentConfig, AgentStatus
 from desktop_app.agent.autostart import Autostart, AutostartError
 from desktop_app.agent.containers import (
@@ -601,7 +601,7 @@ class Contribution:
 
     def _run_agent(self, agent: Agent) -> None:
         try:
-            exit_code = asyncio.run(agent.run())
+            exit_code = event_loop.run(agent.run())
         except Exception:
             log.exception("The agent stopped unexpectedly")
             exit_code = -1

@@ -546,3 +546,11 @@ def test_every_request_is_logged_and_counted_without_its_body(
     assert 'rma_relay_request_duration_seconds_count{service="web"} 1' in text
     assert 'rma_tunnels_open{transport="websocket"} 1' in text
     assert httpx.get(coordinator.url + "/metrics").status_code == 401
+
+
+def test_the_relay_is_in_the_openapi_schema(coordinator: LiveCoordinator) -> None:
+    schema = httpx.get(coordinator.url + "/openapi.json").json()
+    operations = schema["paths"]["/api/service/{service}/{path}"]
+    assert {"get", "post", "put", "patch", "delete"} <= operations.keys()
+    assert set(operations["post"]["responses"]) >= {"401", "404", "413", "502", "503"}
+    assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
