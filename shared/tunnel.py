@@ -54,6 +54,8 @@ POLL_PATH = "/api/worker/tunnel/poll"
 """Long-poll fallback: ``POST`` here to receive the frames waiting for this worker."""
 SEND_PATH = "/api/worker/tunnel/send"
 """Long-poll fallback: ``POST`` the worker's frames here."""
+FRAMES_MEDIA_TYPE = "application/vnd.rma.tunnel-frames"
+"""The content type of long-poll bodies (length-prefixed frames)."""
 SESSION_HEADER = "X-RMA-Tunnel-Session"
 """Names the long-poll session: absent on the first poll, which opens one (its ``HELLO``
 carries the id); a poll or send naming an unknown or replaced session gets a 410."""
@@ -256,6 +258,7 @@ class RelayFailure(RequestModel):
 
 
 __all__ = [
+    "FRAMES_MEDIA_TYPE",
     "HOP_BY_HOP_HEADERS",
     "LENGTH_PREFIX",
     "MAX_BODY_CHUNK",

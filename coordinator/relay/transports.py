@@ -26,6 +26,7 @@ from coordinator.runtime import get_runtime_of
 from coordinator.security import bearer_token, hash_token
 from shared import ErrorResponse
 from shared.tunnel import (
+    FRAMES_MEDIA_TYPE,
     POLL_PATH,
     SEND_PATH,
     SESSION_HEADER,
@@ -40,8 +41,6 @@ from shared.tunnel import (
 
 log = logging.getLogger(__name__)
 
-FRAMES_MEDIA_TYPE = "application/vnd.rma.tunnel-frames"
-"""Long-poll bodies: length-prefixed frames (``shared.tunnel.pack_frames``)."""
 MAX_SEND_BODY = 8 * 1024 * 1024
 """The largest long-poll send a worker may post (its frames within their streams' credit)."""
 

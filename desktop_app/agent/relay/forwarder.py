@@ -8,9 +8,10 @@ path on that address, never a URL of its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
-import httpx
 from pydantic import ValidationError
 
 from shared.tunnel import (
@@ -25,13 +26,13 @@ from shared.tunnel import (
     encode_window,
 )
 
+from .local_http import ConnectFailed, InvalidRequest, LocalHttpClient, LocalHttpError
+
 SendFrame = Callable[[bytes], Awaitable[None]]
 """Sends one frame on the tunnel (raises ``TunnelClosed`` when it ended)."""
 LocalUrl = Callable[[str], "str | None"]
 """A service's local address (``http://127.0.0.1:<port>``) while its container is up."""
 
-FORWARD_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=300.0, pool=5.0)
-"""Reads may pause long between chunks: a language model can think for minutes."""
 REQUEST_ONLY_HEADERS = frozenset({"host", "content-length", "expect"})
 """Request headers the forwarder sets itself (or, ``Expect``, must not send: the body is
 here already, so there is nothing to wait for a ``100 Continue`` for)."""
@@ -53,25 +54,6 @@ def connection_headers(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
         for token in value.split(",")
     }
     return HOP_BY_HOP_HEADERS | named
-
-
-def make_client() -> httpx.AsyncClient:
-    """The client that talks to the local containers: keep-alive, and nothing of its own.
-
-    httpx sends ``Accept``, ``Accept-Encoding``, ``Connection`` and ``User-Agent`` by
-    default; with those cleared only the end user's headers (and ``Host``) go. The
-    environment's proxy settings are ignored: no proxy may stand between the agent and a
-    container on loopback.
-    """
-    client = httpx.AsyncClient(
-        timeout=FORWARD_TIMEOUT,
-        # The coordinator bounds how many requests a worker answers at once.
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
-        trust_env=False,
-        follow_redirects=False,
-    )
-    client.headers.clear()
-    return client
 
 
 class RelayStream:
@@ -141,8 +123,8 @@ class RelayStream:
     async def request_body(self) -> AsyncIterator[bytes]:
         """The request body as the coordinator sends it, granting credit back as it goes.
 
-        httpx asks for the next piece only once it wrote the previous one to the container,
-        so the credit granted is for bytes really passed on.
+        The client asks for the next piece only once the connection to the container took
+        the previous one, so the credit granted is for bytes really passed on.
 
         Raises:
             _ProtocolViolation: The coordinator sent too much, too little, or out of order.
@@ -195,24 +177,28 @@ class RelayStream:
 
 
 class Forwarder:
-    """Passes streams to the local containers over one shared, keep-alive HTTP client."""
+    """Passes streams to the local containers over one shared, keep-alive HTTP client.
 
-    def __init__(self, local_url: LocalUrl, http: httpx.AsyncClient | None = None) -> None:
+    The client (:mod:`.local_http`) sends only the end user's headers, ``Host`` and
+    ``Content-Length``, and goes straight to the container: no proxy may stand between
+    the agent and a container on loopback.
+    """
+
+    def __init__(self, local_url: LocalUrl, http: LocalHttpClient | None = None) -> None:
         """Nothing is contacted until :meth:`forward`.
 
         Args:
             local_url: The container runtime's local address of a service.
-            http: The client to use (made by :func:`make_client` on first use otherwise).
+            http: The client to use (one of its own otherwise).
         """
         self._local_url = local_url
-        self._http = http
+        self._http = http if http is not None else LocalHttpClient()
         self._own_http = http is None
 
     async def aclose(self) -> None:
-        """Close the client's connections, when it made the client."""
-        if self._own_http and self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        """Close the client's idle connections, when it made the client."""
+        if self._own_http:
+            self._http.close()
 
     async def forward(self, stream: RelayStream) -> str:
         """Answer ``stream`` from its service's container; return the outcome, for the log.
@@ -222,64 +208,79 @@ class Forwarder:
         Raises:
             TunnelClosed: The tunnel ended (nothing more can be sent).
         """
-        if self._http is None:
-            self._http = make_client()
         head = stream.head
         base = self._local_url(head.service)
         if base is None:
             return await _fail(stream, "not_running", f"{head.service} does not run here", False)
+        address = _address(base)
+        if address is None:
+            message = f"{head.service}: no usable local address ({base})"
+            return await _fail(stream, "unreachable", message, False)
         try:
-            request = self._http.build_request(
+            response = await self._http.request(
+                address,
                 head.method,
-                httpx.URL(base).copy_with(raw_path=head.target.encode("ascii")),
-                headers=_request_headers(head),
-                content=stream.request_body() if head.body_length > 0 else None,
+                head.target,
+                _request_headers(head),
+                stream.request_body() if head.body_length > 0 else None,
+                head.body_length,
             )
-        except (ValueError, httpx.InvalidURL) as exc:  # UnicodeError is a ValueError
+        except (InvalidRequest, UnicodeError) as exc:
             return await _fail(stream, "protocol", f"unusable request: {exc}", False)
-
-        try:
-            response = await self._http.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except ConnectFailed as exc:
             return await _fail(stream, "unreachable", _describe(exc, head.service), False)
         except _ProtocolViolation as exc:
             return await _fail(stream, "protocol", str(exc), True)
-        except httpx.HTTPError as exc:
+        except LocalHttpError as exc:
             return await _fail(stream, "failed", _describe(exc, head.service), True)
         try:
             raw = [
                 (name.decode("latin-1"), value.decode("latin-1"))
-                for name, value in response.headers.raw
+                for name, value in response.headers
             ]
             drop = connection_headers(raw)
             await stream.send_head(
-                response.status_code, [(n, v) for n, v in raw if n.lower() not in drop]
+                response.status, [(n, v) for n, v in raw if n.lower() not in drop]
             )
-            # Raw: the body goes as the container encoded it (its Content-Encoding stays).
-            async for chunk in response.aiter_raw():
+            # The body goes as the container encoded it (its Content-Encoding stays).
+            async for chunk in response:
                 await stream.send_body(chunk)
             await stream.send_end()
-        except (httpx.HTTPError, ValidationError) as exc:
+        except (LocalHttpError, ValidationError) as exc:
             return await _fail(stream, "failed", _describe(exc, head.service), True)
         finally:
-            await response.aclose()
-        return str(response.status_code)
+            response.close()
+        return str(response.status)
+
+
+@functools.lru_cache(maxsize=256)
+def _address(base: str) -> tuple[str, int] | None:
+    """The host and port of a local address (``http://127.0.0.1:<port>``), if it is one."""
+    try:
+        parts = urlsplit(base)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        return None
+    return parts.hostname, port
 
 
 def _request_headers(head: RelayRequestHead) -> list[tuple[bytes, bytes]]:
     """The end user's headers for the container: connection headers dropped once more.
 
     Latin-1, as HTTP/1.1 carries header bytes: any byte the end user sent goes through.
+    ``Host`` and ``Content-Length`` are the client's to write.
+
+    Raises:
+        UnicodeEncodeError: A header holds a character latin-1 has not.
     """
     drop = connection_headers(head.headers) | REQUEST_ONLY_HEADERS
-    headers = [
+    return [
         (name.encode("latin-1"), value.encode("latin-1"))
         for name, value in head.headers
         if name.lower() not in drop
     ]
-    if head.body_length > 0:
-        headers.append((b"Content-Length", str(head.body_length).encode()))
-    return headers
 
 
 async def _fail(stream: RelayStream, code: RelayFailureCode, message: str, forwarded: bool) -> str:

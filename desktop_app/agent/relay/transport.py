@@ -30,6 +30,7 @@ from websockets.exceptions import (
 from desktop_app import __version__
 from shared.tunnel import (
     FRAME_HEADER,
+    FRAMES_MEDIA_TYPE,
     MAX_BODY_CHUNK,
     POLL_PATH,
     SEND_PATH,
@@ -62,8 +63,6 @@ SEND_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 """Limits of one long-poll ``POST`` of the worker's frames."""
 POLL_MARGIN = 5.0
 """Seconds a long-poll may stay unanswered beyond the tunnel's ``dead_after``."""
-FRAMES_MEDIA_TYPE = "application/vnd.rma.tunnel-frames"
-"""A long-poll body of length-prefixed frames (the coordinator labels its polls so)."""
 SEND_BUFFER_LIMIT = 1024 * 1024
 """Bytes of frames a long-poll tunnel queues before :meth:`LongPollTransport.send` waits."""
 
