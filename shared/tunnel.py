@@ -70,6 +70,11 @@ WINDOW_PAYLOAD = struct.Struct("!I")
 MAX_BODY_CHUNK = 64 * 1024
 """The largest body payload in one frame: bigger bodies are split, so that other streams'
 frames get their turn between the pieces."""
+MAX_HEAD_BYTES = 64 * 1024
+"""The largest head payload (``REQUEST``, ``RESPONSE``): a request whose headers do not fit
+is refused before it reaches any worker, whose frame limit is this plus a body chunk."""
+MAX_HEADER_VALUE = 16 * 1024
+"""The longest single header value relayed."""
 TUNNEL_STREAM = 0
 """The stream id of frames about the tunnel itself (``HELLO``, ``STATE``, ``PING``)."""
 
@@ -188,7 +193,7 @@ HOP_BY_HOP_HEADERS = frozenset(
 side frames the body itself (``Content-Length`` or chunked) on its own connection."""
 
 HeaderName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-HeaderValue = Annotated[str, StringConstraints(max_length=16 * 1024)]
+HeaderValue = Annotated[str, StringConstraints(max_length=MAX_HEADER_VALUE)]
 Headers = list[tuple[HeaderName, HeaderValue]]
 """Header name and value pairs in order (a name may repeat, e.g. ``Set-Cookie``)."""
 
@@ -262,6 +267,8 @@ __all__ = [
     "HOP_BY_HOP_HEADERS",
     "LENGTH_PREFIX",
     "MAX_BODY_CHUNK",
+    "MAX_HEADER_VALUE",
+    "MAX_HEAD_BYTES",
     "POLL_PATH",
     "SEND_PATH",
     "SESSION_HEADER",

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator.relay.hub import TunnelHub
@@ -44,11 +45,12 @@ from coordinator.relay.tunnels import (
     Failed,
     Head,
     RelayStream,
+    StreamEvent,
     TunnelGone,
 )
 from coordinator.security import bearer_token
 from shared import ErrorResponse, ServiceCatalog
-from shared.tunnel import HOP_BY_HOP_HEADERS, RelayRequestHead
+from shared.tunnel import HOP_BY_HOP_HEADERS, MAX_HEAD_BYTES, MAX_HEADER_VALUE, RelayRequestHead
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("coordinator.relay.access")
@@ -134,18 +136,20 @@ async def _refuse(send: Send, refusal: _Refusal) -> None:
 
 
 def _split_target(scope: Scope) -> tuple[str, str]:
-    """The service's name and the target inside it (raw path and query)."""
-    path: str = scope["path"]
-    service, _, _ = path[path.find(SERVICE_PREFIX) + len(SERVICE_PREFIX) :].partition("/")
-    raw: bytes = scope.get("raw_path") or path.encode()
-    prefix = (SERVICE_PREFIX + service).encode()
-    start = raw.find(prefix)
-    rest = raw[start + len(prefix) :] if start >= 0 else b""
-    target = rest.decode("latin-1") or "/"
+    """The service's name and the target inside it, both as the client wrote them.
+
+    Both come from the raw path, so ``/api/service/web%2Fx`` names a service ``web%2Fx``
+    (there is none) rather than ``web`` with a target that is not a path.
+    """
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    prefix = SERVICE_PREFIX.encode()
+    rest = raw[raw.find(prefix) + len(prefix) :]
+    service, slash, inside = rest.partition(b"/")
+    target = (slash + inside).decode("latin-1") or "/"
     query: bytes = scope.get("query_string", b"")
     if query:
         target += "?" + query.decode("latin-1")
-    return service, target
+    return service.decode("latin-1"), target
 
 
 def _request_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], str | None]:
@@ -188,6 +192,52 @@ async def _read_body(receive: Receive, raw_headers: list[tuple[bytes, bytes]], l
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _encode_head(
+    service: str, method: str, target: str, headers: list[tuple[str, str]], body_length: int
+) -> bytes:
+    """The ``REQUEST`` frame's payload, or a 431 when the headers do not fit in one."""
+    too_large = _Refusal(
+        431,
+        "headers_too_large",
+        f"The request's headers are too large to relay: at most {MAX_HEAD_BYTES // 1024} KiB "
+        f"in all, {MAX_HEADER_VALUE // 1024} KiB for one value.",
+    )
+    try:
+        head = RelayRequestHead(
+            service=service, method=method, target=target, headers=headers, body_length=body_length
+        )
+    except ValidationError:
+        raise too_large from None
+    encoded = head.model_dump_json().encode()
+    if len(encoded) > MAX_HEAD_BYTES:
+        raise too_large
+    return encoded
+
+
+class _DisconnectWatch:
+    """Notices the end user going away while the relay waits for or streams an answer."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.stream: RelayStream | None = None
+        """The stream to cancel when the end user goes (the current attempt's)."""
+        self.gone = False
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        message: Message = await receive()
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        self.gone = True
+        stream = self.stream
+        if stream is not None and not stream.closed:
+            stream.deliver(CLIENT_LEFT)
+            await stream.cancel()
+
+    def stop(self) -> None:
+        """The request is over: stop watching."""
+        self._task.cancel()
 
 
 @dataclass
@@ -272,16 +322,17 @@ class RelayEndpoint:
                 "unknown_service",
                 f"The pool has no service '{service}'. Its services: {names}.",
             )
-        body = await _read_body(receive, raw_headers, relay.limits.max_body)
         method: str = scope["method"]
-        head = RelayRequestHead(
-            service=service, method=method, target=target, headers=headers, body_length=len(body)
-        )
-        encoded_head = head.model_dump_json().encode()
-        answer = await self._first_answer(
-            relay, service, sensitive, method, encoded_head, body, outcome
-        )
-        await self._stream_answer(relay, service, answer, receive, send, outcome)
+        body = await _read_body(receive, raw_headers, relay.limits.max_body)
+        encoded_head = _encode_head(service, method, target, headers, len(body))
+        watch = _DisconnectWatch(receive)
+        try:
+            answer = await self._first_answer(
+                relay, service, sensitive, method, encoded_head, body, outcome, watch
+            )
+            await self._stream_answer(relay, service, answer, send, outcome, watch)
+        finally:
+            watch.stop()
 
     async def _first_answer(
         self,
@@ -292,11 +343,14 @@ class RelayEndpoint:
         head: bytes,
         body: bytes,
         outcome: _Outcome,
+        watch: _DisconnectWatch,
     ) -> tuple[RelayStream, Head]:
         hub = relay.hub
         tried: set[str] = set()
         last_problem = ""
         while True:
+            if watch.gone:
+                raise _ClientGone
             tunnel = hub.pick(service, sensitive=sensitive, exclude=tried)
             if tunnel is None:
                 break
@@ -304,36 +358,35 @@ class RelayEndpoint:
             outcome.worker = tunnel.worker_id
             tried.add(tunnel.worker_id)
             stream = tunnel.open_stream()
-            try:
-                await stream.send_request(head, body)
-                async with asyncio.timeout(relay.limits.head_timeout):
-                    event = await stream.events.get()
-            except TunnelGone as exc:
-                event = Dropped(str(exc))
-            except TimeoutError:
-                await stream.cancel()
-                hub.failed(tunnel.worker_id)
-                raise _Refusal(
-                    504,
-                    "worker_timeout",
-                    f"The worker did not start answering within {relay.limits.head_timeout:g} s.",
-                ) from None
+            watch.stream = stream
+            event = await self._first_event(relay, stream, head, body)
             if isinstance(event, Head):
                 hub.succeeded(tunnel.worker_id)
                 return stream, event
             stream.finish()
+            if isinstance(event, ClientLeft):
+                raise _ClientGone
+            if isinstance(event, Failed) and event.failure.code == "protocol":
+                # The worker could not use what the coordinator sent: not its fault.
+                raise _Refusal(
+                    502,
+                    "unusable_request",
+                    f"The request could not be passed to '{service}': {event.failure.message}.",
+                )
             if isinstance(event, Failed):
                 failure = event.failure
                 retry = not failure.forwarded or method in IDEMPOTENT_METHODS
                 if failure.code not in {"not_running", "paused"}:
                     hub.failed(tunnel.worker_id)
                 relay.metrics.worker_failed(service, failure.code)
-                last_problem = f"the worker said: {failure.message}"
+                last_problem = "its worker could not reach the service"
                 log.info(
                     "Worker %s failed a %s request: %s", tunnel.worker_id, service, failure.message
                 )
             else:
-                assert isinstance(event, Dropped)
+                if not isinstance(event, Dropped):  # a body before the head
+                    tunnel.close("it sent a response body before its head")
+                    event = Dropped("it broke the tunnel protocol")
                 retry = method in IDEMPOTENT_METHODS
                 hub.failed(tunnel.worker_id)
                 relay.metrics.worker_failed(service, "dropped")
@@ -366,19 +419,52 @@ class RelayEndpoint:
             [(b"retry-after", str(retry_after).encode())],
         )
 
+    async def _first_event(
+        self, relay: Relay, stream: RelayStream, head: bytes, body: bytes
+    ) -> StreamEvent:
+        """Send the request and wait for what the worker says first.
+
+        The body goes alongside the wait when it is larger than the window: the worker may
+        answer (or fail) before it has read it all.
+        """
+        sending: asyncio.Future[None] | None = None
+        try:
+            async with asyncio.timeout(relay.limits.head_timeout):
+                if len(body) <= relay.hub.timing.window:
+                    await stream.send_request(head, body)
+                else:
+                    sending = asyncio.ensure_future(stream.send_request(head, body))
+                return await stream.events.get()
+        except TunnelGone as exc:
+            return Dropped(str(exc))
+        except TimeoutError:
+            await stream.cancel()
+            relay.hub.failed(stream.tunnel.worker_id)
+            raise _Refusal(
+                504,
+                "worker_timeout",
+                f"The worker did not start answering within {relay.limits.head_timeout:g} s.",
+            ) from None
+        finally:
+            if sending is not None:
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TunnelGone):
+                    await sending
+
     async def _stream_answer(
         self,
         relay: Relay,
         service: str,
         answer: tuple[RelayStream, Head],
-        receive: Receive,
         send: Send,
         outcome: _Outcome,
+        watch: _DisconnectWatch,
     ) -> None:
         stream, first = answer
         head = first.head
+        # The agent sends header bytes as Latin-1; anything else from a worker is replaced.
         headers = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            (name.lower().encode("latin-1", "replace"), value.encode("latin-1", "replace"))
             for name, value in head.headers
             if name.lower() not in DROPPED_RESPONSE_HEADERS
         ]
@@ -388,7 +474,6 @@ class RelayEndpoint:
             for name, value in headers
         )
         outcome.status = head.status
-        watcher = asyncio.ensure_future(_watch_disconnect(receive, stream))
         try:
             await send({"type": "http.response.start", "status": head.status, "headers": headers})
             while True:
@@ -439,21 +524,8 @@ class RelayEndpoint:
                     # connection mid-response: the client sees the body is incomplete.
                     return
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
             if not stream.closed:
                 await stream.cancel()
-
-
-async def _watch_disconnect(receive: Receive, stream: RelayStream) -> None:
-    """Wait for the end user to go away; then cancel the stream on the worker."""
-    message: Message = await receive()
-    while message["type"] != "http.disconnect":
-        message = await receive()
-    if not stream.closed:
-        stream.deliver(CLIENT_LEFT)
-        await stream.cancel()
 
 
 class RelayShortcut:

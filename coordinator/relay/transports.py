@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
@@ -152,6 +153,7 @@ class PollSession:
         self._outbox: list[bytes] = []
         self._ready = asyncio.Event()
         self.closed = False
+        self.on_close: Callable[[], None] | None = None
 
     async def send(self, frame: bytes) -> None:
         """Queue a frame for the next poll."""
@@ -161,9 +163,12 @@ class PollSession:
         self._ready.set()
 
     def close(self) -> None:
-        """End the session: the next poll gets a 410."""
+        """End the session: it is forgotten, and the next poll gets a 410."""
         self.closed = True
+        self._outbox.clear()
         self._ready.set()
+        if self.on_close is not None:
+            self.on_close()
 
     async def take(self, wait: float) -> list[bytes]:
         """The frames waiting, after up to ``wait`` seconds for the first one."""
@@ -182,8 +187,9 @@ class PollSessions:
         self._sessions: dict[str, PollSession] = {}
 
     def add(self, session: PollSession) -> None:
-        """Keep a new session."""
+        """Keep a new session, until it closes."""
         self._sessions[session.id] = session
+        session.on_close = lambda: self.discard(session)
 
     def get(self, session_id: str | None, worker: str) -> PollSession:
         """The open session ``session_id`` of the worker whose token hash is ``worker``."""

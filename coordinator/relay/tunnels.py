@@ -106,11 +106,17 @@ class RelayStream:
         self._send_credit = window
         self._credit = asyncio.Event()
         self._window = window
+        self._receive_credit = window
         self._unacked = 0
+        self.answered = False
+        """Whether the worker has answered (or failed): the rest of the body is not wanted."""
         self.closed = False
 
     async def send_request(self, head: bytes, body: bytes) -> None:
         """Send the request: its head, its body within the worker's credit, its end.
+
+        Sending stops as soon as the worker answers or fails: a container may answer (a
+        404, a refusal) before it read the body, and then no more credit comes.
 
         Raises:
             TunnelGone: The tunnel closed meanwhile.
@@ -120,10 +126,12 @@ class RelayStream:
         offset = 0
         while offset < len(body):
             while self._send_credit <= 0:
-                if self.closed:
-                    raise TunnelGone("the stream ended while its request was being sent")
+                if self.closed or self.answered:
+                    return
                 self._credit.clear()
                 await self._credit.wait()
+            if self.closed or self.answered:
+                return
             size = min(MAX_BODY_CHUNK, self._send_credit, len(body) - offset)
             await tunnel.send(
                 encode_frame(FrameType.REQUEST_BODY, self.id, body[offset : offset + size])
@@ -139,6 +147,7 @@ class RelayStream:
         (tokens) does not cost a frame each way per piece.
         """
         self._unacked += size
+        self._receive_credit += size
         if self._unacked >= self._window // 4 and not self.closed:
             credit, self._unacked = self._unacked, 0
             with contextlib.suppress(TunnelGone):
@@ -168,7 +177,15 @@ class RelayStream:
 
     def deliver(self, event: StreamEvent) -> None:
         """Hand an event to whoever reads the stream."""
+        if not self.answered:
+            self.answered = True
+            self._credit.set()  # a body still being sent stops
         self.events.put_nowait(event)
+
+    def take_body(self, size: int) -> bool:
+        """Count ``size`` response bytes against the credit given; False when over it."""
+        self._receive_credit -= size
+        return self._receive_credit >= 0
 
 
 class Tunnel:
@@ -262,6 +279,9 @@ class Tunnel:
             if stream is None:
                 return  # late frames of a stream that ended (cancelled, timed out)
             if kind is FrameType.RESPONSE_BODY:
+                # A worker that ignores its window could fill the coordinator's memory.
+                if len(payload) > MAX_BODY_CHUNK or not stream.take_body(len(payload)):
+                    raise TunnelFrameError("response body beyond the stream's window")
                 stream.deliver(Body(payload))
             elif kind is FrameType.WINDOW:
                 stream.grant(decode_window(payload))

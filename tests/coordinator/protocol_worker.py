@@ -67,6 +67,8 @@ class ProtocolWorker:
     name: str
     services: list[str]
     handler: Handler = echo
+    early: Handler | None = None
+    """Answers a request as soon as its head arrives, before its body (a quick refusal)."""
     muted: bool = False
     """Send nothing at all: no answers, no pings (a machine that vanished from the net)."""
     worker_id: str = ""
@@ -145,6 +147,10 @@ class ProtocolWorker:
             self._bodies[stream] = bytearray()
             assert self.hello is not None
             self.credit[stream] = self.hello.initial_window
+            if self.early is not None:
+                early = Request(stream, self._heads[stream], b"")
+                self._tasks.add(task := asyncio.ensure_future(self.early(self, early)))
+                task.add_done_callback(self._tasks.discard)
         elif kind is FrameType.REQUEST_BODY:
             self._bodies[stream] += payload
         elif kind is FrameType.REQUEST_END:

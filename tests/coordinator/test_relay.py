@@ -260,7 +260,8 @@ def test_a_forwarded_failure_is_retried_only_for_idempotent_requests(
     post = call(coordinator, key, "POST", "/api/service/web/x", content=b"pay")
     assert (post.status_code, post.json()["code"]) == (502, "worker_failed")
     assert "not sent again" in post.json()["detail"]
-    assert "failed on broken" in post.json()["detail"]
+    assert "could not reach the service" in post.json()["detail"]
+    assert "failed on broken" not in post.json()["detail"], "the worker's words stay in its log"
     good = start(coordinator, "good", ["web"])
     get = call(coordinator, key, "GET", "/api/service/web/x")
     assert get.status_code == 200
@@ -554,3 +555,54 @@ def test_the_relay_is_in_the_openapi_schema(coordinator: LiveCoordinator) -> Non
     assert {"get", "post", "put", "patch", "delete"} <= operations.keys()
     assert set(operations["post"]["responses"]) >= {"401", "404", "413", "502", "503"}
     assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+
+
+def test_headers_too_large_to_relay_are_refused(coordinator: LiveCoordinator, key: str) -> None:
+    start(coordinator, "one", ["web"])
+    big = call(coordinator, key, "GET", "/api/service/web/x", headers={"X-Big": "v" * 20_000})
+    assert (big.status_code, big.json()["code"]) == (431, "headers_too_large")
+    many = {f"X-Part-{n}": "v" * 15_000 for n in range(6)}
+    too_many = call(coordinator, key, "GET", "/api/service/web/x", headers=many)
+    assert (too_many.status_code, too_many.json()["code"]) == (431, "headers_too_large")
+    # The worker's tunnel is untouched.
+    assert call(coordinator, key, "GET", "/api/service/web/x").status_code == 200
+
+
+def test_the_service_and_target_are_read_as_written(coordinator: LiveCoordinator, key: str) -> None:
+    worker = start(coordinator, "one", ["web"])
+    encoded = call(coordinator, key, "GET", "/api/service/web%2Fecho")
+    assert (encoded.status_code, encoded.json()["code"]) == (404, "unknown_service")
+    assert call(coordinator, key, "GET", "/api/service/w%65b/v1/models").status_code == 404
+    answered = call(coordinator, key, "GET", "/api/service/web/v1/models")
+    assert answered.json()["target"] == "/v1/models"
+    assert len(worker.received) == 1  # nothing else reached it, and it was not banned
+
+
+def test_an_early_answer_stops_a_large_upload(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.json"
+    web = {"name": "web", "image": "example/web:1", "port": 8080, "tiers": [1, 2, 3]}
+    catalog.write_text(json.dumps({"services": [web]}))
+    live = LiveCoordinator(
+        tmp_path / "data",
+        settings_overrides={"catalog": catalog, "relay_max_body": 8 * 1024 * 1024},
+    )
+    live.start()
+
+    async def refuse_at_once(worker: ProtocolWorker, request: Request) -> None:
+        await worker.answer(request.stream, 405, b"{}")
+
+    worker = ProtocolWorker(live, "refuser", ["web"], early=refuse_at_once)
+    try:
+        worker.connect()
+        created = httpx.post(
+            live.url + "/api/admin/api-keys",
+            json={"name": "t"},
+            headers={"Authorization": f"Bearer {live.admin_token}"},
+        )
+        key = created.json()["key"]
+        # 3 MiB: three times the window, and this worker never grants more credit.
+        response = call(live, key, "POST", "/api/service/web/upload", content=b"u" * 3 * 2**20)
+        assert response.status_code == 405
+    finally:
+        worker.close()
+        live.stop()

@@ -83,6 +83,10 @@ class ExchangeFailed(LocalHttpError):
     """
 
 
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""Idempotent methods (RFC 9110 §9.2.2): the only ones sent on a reused connection."""
+
+
 class _ClosedUnanswered(ExchangeFailed):
     """The connection closed before a single byte of the answer came."""
 
@@ -451,10 +455,11 @@ class LocalHttpClient:
         """Send a request and return the answer once its head arrived.
 
         The body goes piece by piece as ``body`` yields them, each asked for only once the
-        connection took the one before. A kept-alive connection may have been closed by the
-        container just as it was picked; when it closes before a single byte of the answer,
-        the request is sent once more, on a new connection (with the body pieces sent so
-        far, up to :data:`REPLAY_LIMIT` bytes; a longer body is not tried again).
+        connection took the one before. Only idempotent requests use a kept-alive
+        connection, which the container may have closed just as it was picked; when it
+        closes before a single byte of the answer, the request is sent once more, on a new
+        connection (with the body pieces sent so far, up to :data:`REPLAY_LIMIT` bytes; a
+        longer body is not tried again).
 
         Args:
             address: The container's host and port (``("127.0.0.1", port)``).
@@ -474,7 +479,10 @@ class LocalHttpClient:
         head = _request_head(address, method, target, headers, body_length)
         pieces = body.__aiter__() if body is not None and body_length > 0 else None
         head_only = method == "HEAD"
-        connection = self._idle_connection(address)
+        # A kept-alive connection may have been closed by the container just now; only a
+        # request that may be sent twice risks it (and is sent again if so). The others get
+        # a new connection, so a container that died holding one is never asked twice.
+        connection = self._idle_connection(address) if method in REPEATABLE_METHODS else None
         if connection is not None:
             replay = _Replay() if pieces is not None else None
             try:

@@ -32,6 +32,7 @@ from shared.tunnel import (
     FRAME_HEADER,
     FRAMES_MEDIA_TYPE,
     MAX_BODY_CHUNK,
+    MAX_HEAD_BYTES,
     POLL_PATH,
     SEND_PATH,
     SESSION_HEADER,
@@ -50,9 +51,9 @@ log = logging.getLogger(__name__)
 TransportMode = Literal["auto", "websocket", "long-poll"]
 """Which transport to use: ``auto`` tries a WebSocket and falls back to long-polling."""
 
-MAX_FRAME_SIZE = FRAME_HEADER.size + MAX_BODY_CHUNK + 64 * 1024
-"""The largest WebSocket message accepted: a full body chunk, with room for a head frame
-(an end user's headers as JSON), which the protocol does not bound by itself."""
+MAX_FRAME_SIZE = FRAME_HEADER.size + max(MAX_BODY_CHUNK, MAX_HEAD_BYTES) + 1024
+"""The largest WebSocket message accepted: a full body chunk or head frame (the protocol
+bounds heads at ``MAX_HEAD_BYTES``), with room to spare."""
 AUTH_STATUSES = frozenset({401, 403, 404})
 """Statuses that mean the coordinator refused this worker, not that the path is blocked."""
 FALLBACK_MEMORY = 600.0

@@ -221,6 +221,22 @@ def test_kept_alive_connections_are_reused() -> None:
     run(main())
 
 
+def test_a_post_never_rides_a_kept_alive_connection() -> None:
+    """A container that died holding a reused connection must not get the POST again."""
+
+    async def main() -> None:
+        async with Scripted(answering(OK, OK, OK)) as server:
+            client = LocalHttpClient()
+            await body_of(await client.request(server.address, "GET", "/"))
+            await body_of(await client.request(server.address, "POST", "/pay"))
+            assert server.connections == 2
+            await body_of(await client.request(server.address, "GET", "/"))
+            assert server.connections == 2  # the GET's connection was still there
+            client.close()
+
+    run(main())
+
+
 def test_connection_close_and_http_1_0_are_not_reused() -> None:
     async def main() -> None:
         close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"
@@ -252,6 +268,7 @@ def test_a_connection_closed_while_idle_is_not_used() -> None:
 
 
 def test_a_reused_connection_closed_before_answering_is_retried_once() -> None:
+    """Only for idempotent methods, which alone are sent on kept-alive connections."""
     async def main() -> None:
         def make(server: Scripted) -> Handler:
             async def handle(
@@ -277,7 +294,7 @@ def test_a_reused_connection_closed_before_answering_is_retried_once() -> None:
         async with Scripted(make) as server:
             client = LocalHttpClient()
             await body_of(await client.request(server.address, "GET", "/"))
-            response = await client.request(server.address, "POST", "/", (), body(), 25)
+            response = await client.request(server.address, "PUT", "/", (), body(), 25)
             assert await body_of(response) == b"hello"
             assert server.connections == 2
             # The body went whole both times: the pieces sent were kept for the retry.
