@@ -269,6 +269,7 @@ def test_a_connection_closed_while_idle_is_not_used() -> None:
 
 def test_a_reused_connection_closed_before_answering_is_retried_once() -> None:
     """Only for idempotent methods, which alone are sent on kept-alive connections."""
+
     async def main() -> None:
         def make(server: Scripted) -> Handler:
             async def handle(
