@@ -306,6 +306,8 @@ def test_killing_a_worker_under_load_fails_at_most_its_non_idempotent_requests(
     assert not [f for f in load.failed if f.startswith("GET")], load.failed
     # At most the POSTs in flight when the worker died: one per POST thread.
     assert len(load.failed) <= 2, load.failed
-    # Every request sent two seconds after the kill or later went to the survivor.
+    # No request sent two seconds after the kill or later went to the dead worker; the
+    # survivor took them (and, once placement moved the service, the third worker too).
     later = Counter((m, w) for sent, m, w in load.answered if sent > killed_at + 2.0)
-    assert set(later) == {("GET", survivor), ("POST", survivor)}, later
+    assert not {w for _, w in later} & {victim}, later
+    assert later[("GET", survivor)] > 0 and later[("POST", survivor)] > 0, later
