@@ -192,6 +192,25 @@ HOP_BY_HOP_HEADERS = frozenset(
 """Headers about one connection, not the message (RFC 9110 §7.6.1): never relayed. Each
 side frames the body itself (``Content-Length`` or chunked) on its own connection."""
 
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""Methods a client may repeat (RFC 9110 §9.2.2): the only requests either side sends a
+second time (to another worker, or on a fresh connection)."""
+
+
+def connection_headers(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The lower-case names of the headers about one connection: never relayed.
+
+    The fixed hop-by-hop set, and whatever a ``Connection`` header names besides.
+    """
+    named = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return HOP_BY_HOP_HEADERS | named
+
+
 HeaderName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 HeaderValue = Annotated[str, StringConstraints(max_length=MAX_HEADER_VALUE)]
 Headers = list[tuple[HeaderName, HeaderValue]]
@@ -265,6 +284,7 @@ class RelayFailure(RequestModel):
 __all__ = [
     "FRAMES_MEDIA_TYPE",
     "HOP_BY_HOP_HEADERS",
+    "IDEMPOTENT_METHODS",
     "LENGTH_PREFIX",
     "MAX_BODY_CHUNK",
     "MAX_HEADER_VALUE",
@@ -283,6 +303,7 @@ __all__ = [
     "TunnelFrameError",
     "TunnelHello",
     "TunnelState",
+    "connection_headers",
     "decode_frame",
     "decode_window",
     "encode_frame",

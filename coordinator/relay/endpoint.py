@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,15 +51,19 @@ from coordinator.relay.tunnels import (
 )
 from coordinator.security import bearer_token
 from shared import ErrorResponse, ServiceCatalog
-from shared.tunnel import HOP_BY_HOP_HEADERS, MAX_HEAD_BYTES, MAX_HEADER_VALUE, RelayRequestHead
+from shared.tunnel import (
+    HOP_BY_HOP_HEADERS,
+    IDEMPOTENT_METHODS,
+    MAX_HEAD_BYTES,
+    MAX_HEADER_VALUE,
+    RelayRequestHead,
+    connection_headers,
+)
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("coordinator.relay.access")
 
 SERVICE_PREFIX = "/api/service/"
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-"""Methods a client may repeat (RFC 9110 §9.2.2): safe to send to a second worker after the
-first vanished holding the request."""
 DROPPED_REQUEST_HEADERS = HOP_BY_HOP_HEADERS | {"host", "authorization", "content-length"}
 """Not passed to the service: the connection's own headers, the client's API key (it is the
 pool's secret, not the volunteer's) and the length (the worker frames the body itself)."""
@@ -87,8 +92,8 @@ class Relay:
 
     hub: TunnelHub
     catalog: ServiceCatalog
-    identify_key: Any
-    """``(key) -> key id | None``: a client API key's id when it is valid."""
+    identify_key: Callable[[str], str | None]
+    """A client API key's id when it is valid (``ApiKeyStore.identify``)."""
     metrics: RelayMetrics
     limits: RelayLimits = RelayLimits()
     sessions: Any = None
@@ -154,19 +159,10 @@ def _split_target(scope: Scope) -> tuple[str, str]:
 
 def _request_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], str | None]:
     """The headers passed to the service, and the API key presented."""
-    named_in_connection: set[str] = set()
-    authorization = None
-    for name, value in raw:
-        if name == b"connection":
-            named_in_connection |= {t.strip().lower() for t in value.decode("latin-1").split(",")}
-        elif name == b"authorization":
-            authorization = value.decode("latin-1")
-    passed = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in raw
-        if (text := name.decode("latin-1")) not in DROPPED_REQUEST_HEADERS
-        and text not in named_in_connection
-    ]
+    decoded = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+    dropped = connection_headers(decoded) | DROPPED_REQUEST_HEADERS
+    passed = [(name, value) for name, value in decoded if name not in dropped]
+    authorization = next((value for name, value in decoded if name == "authorization"), None)
     return passed, authorization
 
 

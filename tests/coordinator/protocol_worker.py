@@ -125,11 +125,11 @@ class ProtocolWorker:
             pinger = asyncio.ensure_future(self._ping())
             ready.set()
             try:
-                async for message in socket:
-                    assert isinstance(message, bytes)
-                    self._take(*decode_frame(message))
-            except Exception:  # closed under us: the test looks at what happened
-                pass
+                # Closed under us, the loop ends: the test looks at what happened.
+                with contextlib.suppress(Exception):
+                    async for message in socket:
+                        assert isinstance(message, bytes)
+                        self._take(*decode_frame(message))
             finally:
                 pinger.cancel()
 

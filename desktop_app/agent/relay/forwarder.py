@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from shared.tunnel import (
-    HOP_BY_HOP_HEADERS,
     MAX_BODY_CHUNK,
     FrameType,
     RelayFailure,
     RelayFailureCode,
     RelayRequestHead,
     RelayResponseHead,
+    connection_headers,
     encode_frame,
     encode_window,
 )
@@ -40,20 +40,6 @@ here already, so there is nothing to wait for a ``100 Continue`` for)."""
 
 class _ProtocolViolation(Exception):
     """The coordinator broke the protocol on one stream."""
-
-
-def connection_headers(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
-    """The lower-case names of the headers about one connection: never relayed.
-
-    The fixed hop-by-hop set, and whatever a ``Connection`` header names besides.
-    """
-    named = {
-        token.strip().lower()
-        for name, value in headers
-        if name.lower() == "connection"
-        for token in value.split(",")
-    }
-    return HOP_BY_HOP_HEADERS | named
 
 
 class RelayStream:

@@ -33,6 +33,8 @@ from typing import cast
 
 import httptools
 
+from shared.tunnel import IDEMPOTENT_METHODS
+
 CONNECT_TIMEOUT = 5.0
 """Seconds a connection to a container may take to open."""
 READ_TIMEOUT = 300.0
@@ -81,10 +83,6 @@ class ExchangeFailed(LocalHttpError):
     The connection closed early, the container was silent too long, or it answered
     something that is not HTTP/1.1.
     """
-
-
-REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-"""Idempotent methods (RFC 9110 §9.2.2): the only ones sent on a reused connection."""
 
 
 class _ClosedUnanswered(ExchangeFailed):
@@ -482,7 +480,7 @@ class LocalHttpClient:
         # A kept-alive connection may have been closed by the container just now; only a
         # request that may be sent twice risks it (and is sent again if so). The others get
         # a new connection, so a container that died holding one is never asked twice.
-        connection = self._idle_connection(address) if method in REPEATABLE_METHODS else None
+        connection = self._idle_connection(address) if method in IDEMPOTENT_METHODS else None
         if connection is not None:
             replay = _Replay() if pieces is not None else None
             try:
