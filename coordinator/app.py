@@ -16,13 +16,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator import __version__
 from coordinator.admin.router import router as admin_router
+from coordinator.admin.session_router import router as session_router
+from coordinator.admin.sessions import SessionStore, SignInThrottle
 from coordinator.catalog import load_catalog
 from coordinator.clock import Clock, system_clock
+from coordinator.compression import CompressAdmin
+from coordinator.dashboard.routes import router as dashboard_router
 from coordinator.db import make_engine, migrate
 from coordinator.errors import ApiError, install_error_handlers
 from coordinator.liveness import LivenessMonitor
 from coordinator.metrics import MetricsRegistry
 from coordinator.placement.service import PlacementService
+from coordinator.pool import PoolWatch
 from coordinator.relay.api_keys import ApiKeyStore
 from coordinator.relay.endpoint import (
     RELAY_OPENAPI,
@@ -37,6 +42,7 @@ from coordinator.relay.transports import MAX_SEND_BODY, PollSessions, tunnel_rou
 from coordinator.runtime import AdminDep, CoordinatorRuntime, RuntimeDep
 from coordinator.security import hash_token, load_or_create_admin_token
 from coordinator.settings import CoordinatorSettings
+from coordinator.workers.enrollment import EnrollmentTokenStore
 from coordinator.workers.heartbeats import HeartbeatWriter
 from coordinator.workers.registry import WorkerRegistry
 from coordinator.workers.router import (
@@ -168,15 +174,27 @@ def _start_runtime(
     placement = PlacementService(engine, catalog, clock, grace=settings.placement_grace)
     api_keys = ApiKeyStore(engine, clock)
     api_keys.load()
+    enrollment = EnrollmentTokenStore(engine, clock, settings.enrollment_token)
     metrics = MetricsRegistry()
     hub = TunnelHub(
         TunnelTiming(keepalive=settings.tunnel_keepalive, dead_after=settings.tunnel_dead_after)
     )
+    relay_metrics = RelayMetrics(hub, metrics)
+    pool = PoolWatch(
+        engine,
+        clock,
+        catalog,
+        hub,
+        relay_metrics,
+        heartbeat_interval=settings.heartbeat_interval,
+        history_interval=settings.history_interval,
+    )
+    pool.add_metrics(metrics)
     relay = Relay(
         hub=hub,
         catalog=catalog,
         identify_key=api_keys.identify,
-        metrics=RelayMetrics(hub, metrics),
+        metrics=relay_metrics,
         limits=RelayLimits(
             max_body=settings.relay_max_body,
             attempts=settings.relay_attempts,
@@ -190,12 +208,20 @@ def _start_runtime(
         clock=clock,
         started_at=started_at,
         admin_token_hash=hash_token(admin_token),
-        registry=WorkerRegistry(engine, settings, clock, placement),
+        registry=WorkerRegistry(engine, settings, clock, placement, enrollment),
         heartbeats=heartbeats,
         placement=placement,
         api_keys=api_keys,
+        enrollment=enrollment,
         relay=relay,
         metrics=metrics,
+        admin_sessions=SessionStore(
+            clock,
+            idle_timeout=settings.admin_session_idle,
+            max_age=settings.admin_session_max_age,
+        ),
+        sign_in_throttle=SignInThrottle(clock),
+        pool=pool,
         liveness=LivenessMonitor(
             engine,
             offline_after=settings.offline_after,
@@ -271,6 +297,7 @@ def create_app(
         await asyncio.to_thread(runtime.placement.run_after, "start-up")
         await runtime.heartbeats.start()
         runtime.relay.hub.start()
+        runtime.pool.start()
         sweeper = asyncio.create_task(_sweep_forever(runtime), name="liveness-sweep")
         # What exists now (modules, the app, the engine) lives as long as the process: move
         # it out of the collector's sight so full collections stay short. Without this, full
@@ -289,6 +316,7 @@ def create_app(
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await runtime.pool.stop()
             await runtime.relay.hub.stop()
             await runtime.heartbeats.stop()
             runtime.engine.dispose()
@@ -302,12 +330,15 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, elsewhere=((SEND_PATH, MAX_SEND_BODY),))
+    app.add_middleware(CompressAdmin)
     # Outermost: the relay takes end users' bodies up to its own (larger) limit itself.
     app.add_middleware(RelayShortcut)
     app.router.routes.append(heartbeat_route)
     app.router.routes.extend(tunnel_routes)
     app.include_router(worker_router)
+    app.include_router(session_router)
     app.include_router(admin_router)
+    app.include_router(dashboard_router)
 
     _document_plain_routes(app)
 
@@ -321,9 +352,11 @@ def create_app(
     async def metrics(runtime: RuntimeDep) -> PlainTextResponse:
         """The coordinator's figures in the Prometheus text format (needs the admin token).
 
-        Relayed requests by service, status and outcome; their duration; retries; worker
-        failures; open tunnels; requests in flight.
+        Workers by tier, liveness and schedulability; heartbeat lag; each service's replicas
+        desired, placed, running and ready; relayed requests by service, status and outcome;
+        their duration; retries; worker failures; open tunnels; requests in flight.
         """
+        await runtime.pool.refresh()
         return PlainTextResponse(runtime.metrics.render(), media_type=MetricsRegistry.CONTENT_TYPE)
 
     @app.get("/health", tags=["health"])

@@ -71,6 +71,10 @@ class Counter(Metric):
         """The series' count (0 when never counted)."""
         return self._values.get(labels, 0.0)
 
+    def series(self) -> dict[LabelValues, float]:
+        """Every series' count, by its label values (a copy)."""
+        return dict(self._values)
+
     def samples(self) -> Iterable[str]:  # noqa: D102
         for labels, value in sorted(self._values.items()):
             yield f"{self.name}{_labels(self.label_names, labels)} {_number(value)}"
@@ -129,6 +133,15 @@ class Histogram(Metric):
         """How many observations the series has."""
         series = self._series.get(labels)
         return sum(series[0]) if series is not None else 0
+
+    def totals(self) -> tuple[int, float]:
+        """How many observations all series have together, and their sum."""
+        count = 0
+        total = 0.0
+        for counts, series_total in self._series.values():
+            count += sum(counts)
+            total += series_total[0]
+        return count, total
 
     def samples(self) -> Iterable[str]:  # noqa: D102
         for labels, (counts, total) in sorted(self._series.items()):

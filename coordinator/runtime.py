@@ -13,15 +13,27 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 
+from coordinator.admin.sessions import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    AdminSessionState,
+    SessionStore,
+    SignInThrottle,
+    cross_site_reason,
+    csrf_matches,
+)
 from coordinator.clock import Clock
-from coordinator.errors import unauthorized
+from coordinator.errors import ApiError, unauthorized
 from coordinator.liveness import LivenessMonitor
 from coordinator.metrics import MetricsRegistry
 from coordinator.placement.service import PlacementService
+from coordinator.pool import PoolWatch
 from coordinator.relay.api_keys import ApiKeyStore
 from coordinator.relay.endpoint import Relay
 from coordinator.security import bearer_token, tokens_match
 from coordinator.settings import CoordinatorSettings
+from coordinator.workers.enrollment import EnrollmentTokenStore
 from coordinator.workers.heartbeats import HeartbeatWriter
 from coordinator.workers.registry import WorkerRegistry
 
@@ -40,8 +52,12 @@ class CoordinatorRuntime:
     liveness: LivenessMonitor
     placement: PlacementService
     api_keys: ApiKeyStore
+    enrollment: EnrollmentTokenStore
     relay: Relay
     metrics: MetricsRegistry
+    admin_sessions: SessionStore
+    sign_in_throttle: SignInThrottle
+    pool: PoolWatch
 
 
 def get_runtime_of(request: Request) -> CoordinatorRuntime:
@@ -86,10 +102,53 @@ async def optional_bearer(authorization: Annotated[str | None, Header()] = None)
 OptionalBearerDep = Annotated[str | None, Depends(optional_bearer)]
 
 
+def dashboard_session(request: Request, runtime: CoordinatorRuntime) -> AdminSessionState:
+    """The request's signed-in dashboard session, checked against cross-site use.
+
+    Raises:
+        ApiError: 401 without a live session; 403 when the request comes from another site,
+            or changes something without the session's CSRF token.
+    """
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie is None:
+        raise unauthorized(
+            "Admin endpoints need 'Authorization: Bearer <admin token>' (RMA_ADMIN_TOKEN, or "
+            "the admin-token file in the coordinator's data dir), or signing in on /admin.",
+            "missing_token",
+        )
+    state = runtime.admin_sessions.find(cookie)
+    if state is None:
+        raise unauthorized(
+            "Your dashboard session has ended: sign in again on /admin.", "session_expired"
+        )
+    headers = request.headers
+    reason = cross_site_reason(
+        headers.get("origin"), headers.get("sec-fetch-site"), headers.get("host")
+    )
+    if reason is not None:
+        raise ApiError(403, "cross_site", f"Refused because {reason}.")
+    if request.method not in SAFE_METHODS and not csrf_matches(headers.get(CSRF_HEADER), state):
+        raise ApiError(
+            403,
+            "csrf_failed",
+            "This change needs the dashboard's CSRF token in the X-CSRF-Token header; "
+            "reload /admin and try again.",
+        )
+    return state
+
+
 async def require_admin(
-    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+    request: Request, runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    """Let the request through only with the admin token."""
+    """Let the request through with the admin token, or from a signed-in dashboard.
+
+    A bearer token is checked first: scripts send it, browsers never add it by themselves,
+    so it needs no CSRF check. Without one, the dashboard's session cookie is checked (see
+    :func:`dashboard_session`).
+    """
+    if authorization is None:
+        dashboard_session(request, runtime)
+        return
     token = bearer_token(authorization)
     if token is None:
         raise unauthorized(

@@ -54,6 +54,12 @@ class CoordinatorSettings(BaseSettings):
     """Seconds of silence after which either end of a worker's tunnel sends a ping."""
     tunnel_dead_after: float = Field(default=1.5, gt=0, le=600)
     """Seconds of silence after which a worker's tunnel is closed and the worker unroutable."""
+    admin_session_idle: float = Field(default=8 * 3600.0, ge=60, le=30 * 86400)
+    """Seconds a dashboard session lasts without use before the admin signs in again."""
+    admin_session_max_age: float = Field(default=24 * 3600.0, ge=60, le=365 * 86400)
+    """Seconds a dashboard session lasts at most, used or not."""
+    history_interval: float = Field(default=10.0, ge=0.1, le=600)
+    """Seconds between the samples the dashboard's charts of the last hour show."""
 
     @field_validator("tunnel_dead_after")
     @classmethod

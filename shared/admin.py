@@ -85,18 +85,21 @@ class AdminHealth(ResponseModel):
 
 def _not_blank(text: str) -> str:
     if not text:
-        raise ValueError("must not be empty: give the key a label, e.g. 'adviser portal'")
+        raise ValueError(
+            "must not be empty: give it a label that says what it is for, e.g. 'adviser portal'"
+        )
     return text
+
+
+Label = Annotated[ShortText, AfterValidator(_not_blank), Field(json_schema_extra={"minLength": 1})]
+"""An admin's label for a secret: 1 to 256 characters after surrounding spaces are stripped."""
 
 
 class ApiKeyCreate(RequestModel):
     """``POST /api/admin/api-keys``: a new client API key."""
 
-    name: Annotated[
-        ShortText, AfterValidator(_not_blank), Field(json_schema_extra={"minLength": 1})
-    ]
-    """What the key is for, so admins recognise it in the list (e.g. ``"adviser portal"``);
-    1 to 256 characters after surrounding spaces are stripped."""
+    name: Label
+    """What the key is for, so admins recognise it in the list (e.g. ``"adviser portal"``)."""
 
 
 class ApiKeyCreated(ResponseModel):
@@ -132,3 +135,134 @@ class ApiKeyList(ResponseModel):
 
     keys: list[ApiKeyView]
     total: int
+
+
+class EnrollmentTokenCreate(RequestModel):
+    """``POST /api/admin/enrollment-tokens``: a new token that lets machines join the pool."""
+
+    name: Label
+    """Who or what it is for, so admins recognise it (e.g. ``"Leeds office volunteers"``)."""
+
+
+class EnrollmentTokenCreated(ResponseModel):
+    """The answer to ``POST /api/admin/enrollment-tokens``: the only time the token is shown."""
+
+    token: str
+    """The secret a volunteer's agent presents when it joins (``--enrollment-token``). The
+    coordinator keeps only its hash, so it cannot be shown again."""
+    id: str
+    name: str
+    prefix: str
+    """The token's first characters (e.g. ``"rma_join_AbCd"``), to recognise it in the list."""
+    created_at: datetime
+
+
+class EnrollmentTokenView(ResponseModel):
+    """One enrollment token as the list shows it: never the token, only its prefix."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    active: bool
+    """Whether new machines can join with it (not revoked)."""
+    workers_enrolled: int
+    """How many machines have joined with it."""
+    last_used_at: datetime | None
+    """When a machine last joined with it."""
+
+
+class EnrollmentTokenList(ResponseModel):
+    """``GET /api/admin/enrollment-tokens``: every token, newest first, revoked ones included."""
+
+    tokens: list[EnrollmentTokenView]
+    total: int
+    required: bool
+    """Whether a new machine needs a token to join. A pool is open until its first token is
+    created (or ``RMA_ENROLLMENT_TOKEN`` is set); from then on it always needs one, even
+    when every token is revoked."""
+    from_settings: bool
+    """Whether ``RMA_ENROLLMENT_TOKEN`` is set; that token works beside these and is changed
+    only in the coordinator's settings."""
+
+
+class WorkerRemoved(ResponseModel):
+    """``DELETE /api/admin/workers/{worker_id}``: the worker is out of the registry."""
+
+    worker_id: WorkerId
+    name: str | None
+    message: str
+    """What happens next, in words (a machine still running joins again if it may enroll)."""
+
+
+class AdminSignIn(RequestModel):
+    """``POST /api/admin/session``: sign in to the dashboard with the admin token."""
+
+    token: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class AdminSession(ResponseModel):
+    """The dashboard's signed-in session. The session itself is an HttpOnly cookie."""
+
+    csrf_token: str
+    """Send it as ``X-CSRF-Token`` with every request that changes something."""
+    expires_at: datetime
+    """When the session ends unless it is used; each use moves this on."""
+
+
+class ServiceStatus(ResponseModel):
+    """One catalogue service: how many replicas are wanted, placed, running and ready."""
+
+    name: str
+    description: str
+    tiers: list[Tier]
+    sensitive: bool
+    gpu: bool
+    desired: int
+    """Replicas the catalogue asks for."""
+    placed: int
+    """Workers the coordinator assigned it to."""
+    running: int
+    """Online workers that report its container running."""
+    ready: int
+    """Workers whose tunnel is open and says it is ready to answer (what the relay uses)."""
+
+
+class RelaySummary(ResponseModel):
+    """The relay since the coordinator started, and now."""
+
+    requests_total: int
+    errors_total: int
+    """Answers with a 5xx status (the coordinator's own refusals included)."""
+    in_flight: int
+    tunnels_open: int
+    workers_banned: int
+
+
+class HistoryPoint(ResponseModel):
+    """The pool at one moment of the last hour (one sample per ``history_interval``)."""
+
+    at: datetime
+    online: int
+    active: int
+    offline: int
+    requests: int
+    """Relayed requests answered since the previous sample."""
+    errors: int
+    """Of those, answers with a 5xx status."""
+    mean_latency_ms: float | None
+    """Their mean duration; None when there were none."""
+
+
+class PoolOverview(ResponseModel):
+    """``GET /api/admin/overview``: what the dashboard's top half shows."""
+
+    stats: PoolStats
+    services: list[ServiceStatus]
+    relay: RelaySummary
+    history: list[HistoryPoint]
+    """Oldest first, at most an hour of samples."""
+    history_interval_seconds: float
+    enrollment_required: bool
+    version: str

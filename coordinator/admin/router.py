@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
@@ -14,8 +15,27 @@ from coordinator.clock import to_datetime
 from coordinator.relay.hub import WorkerFlags
 from coordinator.runtime import AdminDep, CoordinatorRuntime, RuntimeDep
 from coordinator.workers.router import WorkerIdPath
-from shared import PROTOCOL_VERSION, AdminHealth, ErrorResponse, Liveness, PoolStats, WorkerList
-from shared.admin import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyView, WorkerView
+from shared import (
+    PROTOCOL_VERSION,
+    AdminHealth,
+    ErrorResponse,
+    Liveness,
+    PoolOverview,
+    PoolStats,
+    WorkerList,
+)
+from shared.admin import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyView,
+    EnrollmentTokenCreate,
+    EnrollmentTokenCreated,
+    EnrollmentTokenList,
+    EnrollmentTokenView,
+    WorkerRemoved,
+    WorkerView,
+)
 
 MAX_OFFSET = 2**63 - 1
 """The largest offset the databases take (a signed 64-bit integer, PostgreSQL's ``BIGINT``);
@@ -25,7 +45,11 @@ router = APIRouter(
     prefix="/api/admin",
     tags=["admin"],
     dependencies=[AdminDep],
-    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    responses={
+        401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse, "description": "A dashboard request from another site"},
+        404: {"model": ErrorResponse},
+    },
 )
 
 
@@ -92,6 +116,19 @@ def untrust_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerView:
     )
 
 
+@router.delete("/workers/{worker_id}")
+async def remove_worker(worker_id: WorkerIdPath, runtime: RuntimeDep) -> WorkerRemoved:
+    """Remove a worker from the registry: its services move elsewhere and its tunnel closes.
+
+    A machine that is still running joins again on its own unless it can no longer enroll:
+    to keep it out, revoke the enrollment token it joined with.
+    """
+    service = AdminService(runtime.engine, runtime.placement)
+    answer = await asyncio.to_thread(service.remove_worker, worker_id)
+    runtime.relay.hub.close(worker_id, "an admin removed the worker")
+    return answer
+
+
 ApiKeyIdPath = Annotated[uuid.UUID, Path(description="The key's id, from the list of keys")]
 
 
@@ -122,6 +159,60 @@ def revoke_api_key(key_id: ApiKeyIdPath, runtime: RuntimeDep) -> ApiKeyView:
     Revoking it again is harmless. A revoked key cannot be restored; create a new one.
     """
     return runtime.api_keys.revoke(str(key_id))
+
+
+EnrollmentTokenIdPath = Annotated[
+    uuid.UUID, Path(description="The token's id, from the list of enrollment tokens")
+]
+
+
+@router.post("/enrollment-tokens", status_code=201, responses={422: {"model": ErrorResponse}})
+def create_enrollment_token(
+    body: EnrollmentTokenCreate, runtime: RuntimeDep
+) -> EnrollmentTokenCreated:
+    """Create an enrollment token, which lets new machines join the pool.
+
+    Volunteers pass it to their agent (``--enrollment-token``) the first time it joins. The
+    token is in this answer only: the coordinator keeps just its hash, so it can never be
+    shown again. From the first token on, every new machine needs one.
+    """
+    return runtime.enrollment.create(body.name)
+
+
+@router.get("/enrollment-tokens")
+def list_enrollment_tokens(runtime: RuntimeDep) -> EnrollmentTokenList:
+    """Every enrollment token, newest first, revoked ones included, and the pool's rule.
+
+    The tokens themselves are never listed (they are shown only once, when created): each
+    is shown by its id, name and prefix, with how many machines joined with it and when
+    one last did. ``required`` says whether new machines need a token now.
+    """
+    return runtime.enrollment.list()
+
+
+@router.delete("/enrollment-tokens/{token_id}", responses={422: {"model": ErrorResponse}})
+def revoke_enrollment_token(
+    token_id: EnrollmentTokenIdPath, runtime: RuntimeDep
+) -> EnrollmentTokenView:
+    """Revoke an enrollment token: no new machine can join with it from now on.
+
+    Machines that already joined with it stay in the pool. Revoking it again is harmless;
+    revoking every token closes the pool to new machines rather than opening it.
+    """
+    return runtime.enrollment.revoke(str(token_id))
+
+
+@router.get("/overview")
+async def overview(runtime: RuntimeDep) -> PoolOverview:
+    """The pool at a glance, as the dashboard shows it.
+
+    Workers by liveness and tier; each service's replicas desired, placed (assigned),
+    running (reported by online workers) and ready (routable now); the relay's requests and
+    errors; and the last hour, sampled every ``history_interval_seconds`` since this
+    coordinator started.
+    """
+    required = await asyncio.to_thread(runtime.enrollment.required)
+    return await runtime.pool.overview(enrollment_required=required)
 
 
 @router.get("/stats")

@@ -12,8 +12,9 @@ from coordinator.db.schema import WorkerRow
 from coordinator.errors import ApiError
 from coordinator.placement.service import PlacementService
 from coordinator.placement.store import services_by_worker
+from coordinator.pool import pool_stats
 from coordinator.workers.views import worker_view
-from shared import Liveness, PoolStats, TierCounts, WorkerList, WorkerView
+from shared import Liveness, PoolStats, WorkerList, WorkerRemoved, WorkerView
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,32 @@ class AdminService:
         self._placement.run_after(event)
         return self.get_worker(worker_id)
 
+    def remove_worker(self, worker_id: str) -> WorkerRemoved:
+        """Take a worker out of the registry, with its assignments; placement follows.
+
+        The caller closes its relay tunnel. A machine that is still running joins again
+        unless it can no longer enroll.
+
+        Raises:
+            ApiError: 404 ``unknown_worker`` when no worker has this id.
+        """
+        with Session(self._engine) as session, session.begin():
+            row = self._row(session, worker_id)
+            name = row.name
+            session.delete(row)  # its assignments go with it (ON DELETE CASCADE)
+        log.info("Worker %s (%s) removed by an admin", worker_id, name)
+        self._placement.run_after("a removal")
+        return WorkerRemoved(
+            worker_id=worker_id,
+            name=name,
+            message=(
+                f"Worker {worker_id} is out of the pool and its services are placed elsewhere. "
+                "If the machine is still running, it will join again on its own unless it can "
+                "no longer enroll: to keep it out, revoke the enrollment token it joined with "
+                "(or change RMA_ENROLLMENT_TOKEN, if it used that one)."
+            ),
+        )
+
     def stats(self) -> PoolStats:
         """Counts of workers by liveness, schedulability and tier."""
         with Session(self._engine) as session:
@@ -114,25 +141,7 @@ class AdminService:
                     WorkerRow.tier, WorkerRow.status, WorkerRow.drained, WorkerRow.owner_paused
                 )
             ).all()
-        tiers = {str(tier): {"total": 0, "online": 0} for tier in (1, 2, 3)}
-        total = online = active = 0
-        for tier, status, drained, paused, count in rows:
-            counts = tiers.setdefault(str(tier), {"total": 0, "online": 0})
-            counts["total"] += count
-            total += count
-            if status == "online":
-                counts["online"] += count
-                online += count
-                if not drained and not paused:
-                    active += count
-        return PoolStats(
-            total_workers=total,
-            online_workers=online,
-            offline_workers=total - online,
-            active_workers=active,
-            by_tier={tier: counts["total"] for tier, counts in tiers.items()},
-            tiers={tier: TierCounts(**counts) for tier, counts in tiers.items()},
-        )
+        return pool_stats(rows)
 
     def count_online(self) -> int:
         """How many workers are online."""

@@ -81,19 +81,39 @@ class AssignmentRow(Base):
     __table_args__ = (Index("ix_assignments_service", "service"),)
 
 
-class ApiKeyRow(Base):
-    """One client API key (see ``coordinator.relay.api_keys``). Only its hash is stored."""
+class IssuedSecretColumns:
+    """The columns every admin-issued secret has (see ``coordinator.issued_secrets``).
 
-    __tablename__ = "api_keys"
+    Each table adds the column of the secret's hash, the only form of it that is stored.
+    """
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(256))
     """The admin's label, e.g. ``adviser portal``."""
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
-    """The key's first characters, to recognise it in lists without storing it."""
+    """The secret's first characters, to recognise it in lists without storing it."""
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
+class ApiKeyRow(IssuedSecretColumns, Base):
+    """One client API key (see ``coordinator.relay.api_keys``)."""
+
+    __tablename__ = "api_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class EnrollmentTokenRow(IssuedSecretColumns, Base):
+    """One enrollment token, which lets new machines join (``coordinator.workers.enrollment``)."""
+
+    __tablename__ = "enrollment_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    workers_enrolled: Mapped[int] = mapped_column(Integer, default=0)
+    """How many machines have joined with it."""
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+    """When a machine last joined with it; None until one does."""
 
 
 WORKERS = cast(Table, WorkerRow.__table__)

@@ -1,7 +1,8 @@
 """Client API keys: admins create and revoke them; the relay checks them on every request.
 
 A key is ``rma_`` followed by 256 random bits. The database keeps only its SHA-256 hash and
-its first characters; the key itself is shown once, in the answer to its creation.
+its first characters; the key itself is shown once, in the answer to its creation (see
+:mod:`coordinator.issued_secrets`).
 
 The relay's check (:meth:`ApiKeyStore.identify`) runs on the event loop for every relayed
 request, so it never touches the database: the hashes of the active keys live in memory,
@@ -15,43 +16,33 @@ the same database sees keys created or revoked here only when it calls :meth:`lo
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
-import uuid
 from types import MappingProxyType
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from coordinator.clock import Clock, to_datetime
+from coordinator.clock import Clock
 from coordinator.db.schema import ApiKeyRow
-from coordinator.errors import ApiError
+from coordinator.issued_secrets import (
+    SecretKind,
+    created_fields,
+    listed_fields,
+    newest_first,
+    revoke_row,
+)
 from coordinator.security import hash_token
 from shared import ApiKeyCreated, ApiKeyList, ApiKeyView
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "rma_"
-"""What every client API key starts with, so a leaked one is recognisable (secret scanners)."""
-
-SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 4
-"""How much of a key the list shows: ``rma_`` and four random characters."""
-
-
-def new_api_key() -> str:
-    """A fresh client API key: ``rma_`` and 256 random bits, URL-safe."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def _view(row: ApiKeyRow) -> ApiKeyView:
-    return ApiKeyView(
-        id=row.id,
-        name=row.name,
-        prefix=row.prefix,
-        created_at=to_datetime(row.created_at),
-        revoked_at=to_datetime(row.revoked_at) if row.revoked_at is not None else None,
-        active=row.revoked_at is None,
-    )
+API_KEYS = SecretKind(
+    prefix="rma_",
+    noun="client API key",
+    unknown_code="unknown_api_key",
+    list_path="/api/admin/api-keys",
+)
+"""Client API keys start with ``rma_``, so a leaked one is recognisable (secret scanners)."""
 
 
 class ApiKeyStore:
@@ -94,36 +85,20 @@ class ApiKeyStore:
 
     def create(self, name: str) -> ApiKeyCreated:
         """Make a new key labelled ``name``; the answer is the only place the key appears."""
-        key = new_api_key()
-        row = ApiKeyRow(
-            id=str(uuid.uuid4()),
-            name=name,
-            key_hash=hash_token(key),
-            prefix=key[:SHOWN_PREFIX_LENGTH],
-            created_at=self._clock(),
-            revoked_at=None,
-        )
+        issued = API_KEYS.issue()
+        row = ApiKeyRow(**issued.row_values(name, self._clock()), key_hash=issued.hash)
         with self._lock:
             with Session(self._engine, expire_on_commit=False) as session, session.begin():
                 session.add(row)
             self._active = MappingProxyType({**self._active, row.key_hash: row.id})
         log.info("Client API key %s (%s) created", row.id, row.name)
-        return ApiKeyCreated(
-            key=key,
-            id=row.id,
-            name=row.name,
-            prefix=row.prefix,
-            created_at=to_datetime(row.created_at),
-        )
+        return ApiKeyCreated(key=issued.secret, **created_fields(row))
 
     def list(self) -> ApiKeyList:
         """Every key, newest first, revoked ones included (and marked); never the keys."""
         with Session(self._engine) as session:
-            total = session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0
-            rows = session.scalars(
-                select(ApiKeyRow).order_by(ApiKeyRow.created_at.desc(), ApiKeyRow.id)
-            ).all()
-            return ApiKeyList(keys=[_view(row) for row in rows], total=total)
+            keys = [ApiKeyView(**listed_fields(row)) for row in newest_first(session, ApiKeyRow)]
+        return ApiKeyList(keys=keys, total=len(keys))
 
     def revoke(self, key_id: str) -> ApiKeyView:
         """Stop accepting a key, at once; revoking a revoked key changes nothing.
@@ -133,21 +108,11 @@ class ApiKeyStore:
         """
         with self._lock:
             with Session(self._engine, expire_on_commit=False) as session, session.begin():
-                row = session.get(ApiKeyRow, key_id)
-                if row is None:
-                    raise ApiError(
-                        404,
-                        "unknown_api_key",
-                        f"There is no client API key with id {key_id}; "
-                        "GET /api/admin/api-keys lists them.",
-                    )
-                newly_revoked = row.revoked_at is None
-                if newly_revoked:
-                    row.revoked_at = self._clock()
+                row, newly_revoked = revoke_row(session, API_KEYS, ApiKeyRow, key_id, self._clock())
             if newly_revoked:
                 self._active = MappingProxyType(
                     {h: i for h, i in self._active.items() if h != row.key_hash}
                 )
         if newly_revoked:
             log.info("Client API key %s (%s) revoked", row.id, row.name)
-        return _view(row)
+        return ApiKeyView(**listed_fields(row))

@@ -183,14 +183,7 @@ class TunnelHub:
         now = self._clock()
         best: Tunnel | None = None
         for tunnel in candidates:
-            worker_id = tunnel.worker_id
-            if not tunnel.routable() or worker_id in exclude:
-                continue
-            flags = self._flags.get(worker_id)
-            if flags is None or flags.drained or (sensitive and not flags.trusted):
-                continue
-            ban = self._bans.get(worker_id)
-            if ban is not None and ban.until > now:
+            if tunnel.worker_id in exclude or not self._eligible(tunnel, now, sensitive):
                 continue
             if best is None or (tunnel.outstanding, tunnel.picked) < (
                 best.outstanding,
@@ -224,6 +217,24 @@ class TunnelHub:
         """A worker answered: its failures in a row are over."""
         if worker_id in self._bans:
             del self._bans[worker_id]
+
+    def ready_counts(self) -> dict[str, int]:
+        """Per service, the workers the relay could send a request to now (trust aside)."""
+        now = self._clock()
+        return {
+            service: sum(1 for tunnel in tunnels if self._eligible(tunnel, now, sensitive=False))
+            for service, tunnels in self._by_service.items()
+        }
+
+    def _eligible(self, tunnel: Tunnel, now: float, sensitive: bool) -> bool:
+        """Whether a request may go to this tunnel's worker now."""
+        if not tunnel.routable():
+            return False
+        flags = self._flags.get(tunnel.worker_id)
+        if flags is None or flags.drained or (sensitive and not flags.trusted):
+            return False
+        ban = self._bans.get(tunnel.worker_id)
+        return ban is None or ban.until <= now
 
     def banned(self) -> dict[str, float]:
         """Workers banned now, with the seconds left."""

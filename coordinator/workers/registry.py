@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import random
 import uuid
@@ -18,6 +17,7 @@ from coordinator.errors import ApiError, unauthorized
 from coordinator.placement.service import PlacementService
 from coordinator.security import hash_token, new_token, tokens_match
 from coordinator.settings import CoordinatorSettings
+from coordinator.workers.enrollment import EnrollmentTokenStore
 from coordinator.workers.tiers import TierDecision, TierRequirementsNotMet, assign_tier
 from coordinator.workers.views import schedulability
 from shared import (
@@ -48,6 +48,7 @@ class WorkerRegistry:
     settings: CoordinatorSettings
     clock: Clock
     placement: PlacementService
+    enrollment: EnrollmentTokenStore
 
     def register(self, request: RegisterRequest, presented_token: str | None) -> RegisterResponse:
         """Admit a worker, or re-admit it under the identity it already has.
@@ -103,7 +104,7 @@ class WorkerRegistry:
                 token = presented_token
                 log.info("Worker %s (%s) registered again as tier %d", row.id, row.name, row.tier)
             else:
-                self._check_enrollment(request.enrollment_token)
+                enrolled_by = self.enrollment.enroll(session, request.enrollment_token)
                 token = new_token()
                 row = WorkerRow(
                     id=request.worker_id or str(uuid.uuid4()),
@@ -115,11 +116,12 @@ class WorkerRegistry:
                 )
                 session.add(row)
                 log.info(
-                    "Worker %s (%s) joined as tier %d: %s",
+                    "Worker %s (%s) joined as tier %d: %s (enrolled by %s)",
                     row.id,
                     request.name,
                     decision.tier,
                     decision.reason,
+                    enrolled_by,
                 )
             row.name = request.name
             row.tier = decision.tier
@@ -164,19 +166,6 @@ class WorkerRegistry:
         log.info("Worker %s (%s) unregistered", worker_id, row.name)
         self.placement.run_after("an unregistration")
         return UnregisterResponse(worker_id=worker_id)
-
-    def _check_enrollment(self, presented: str | None) -> None:
-        required = self.settings.enrollment_token
-        if required is None:
-            return
-        if presented is None:
-            raise unauthorized(
-                "This pool needs an enrollment token to join: ask its operator for one and "
-                "pass it with --enrollment-token (or RMA_ENROLLMENT_TOKEN).",
-                "enrollment_required",
-            )
-        if not hmac.compare_digest(presented.encode(), required.get_secret_value().encode()):
-            raise unauthorized("The enrollment token is not valid for this pool.", "bad_enrollment")
 
     @staticmethod
     def _wrong_token(session: Session, presented_token: str, worker_id: str) -> ApiError:

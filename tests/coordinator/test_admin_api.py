@@ -27,7 +27,12 @@ from .conftest import (
     runtime_of,
 )
 
-ADMIN_PATHS = ["/api/admin/workers", "/api/admin/stats", "/api/admin/health"]
+ADMIN_PATHS = [
+    "/api/admin/workers",
+    "/api/admin/stats",
+    "/api/admin/health",
+    "/api/admin/enrollment-tokens",
+]
 
 
 @pytest.mark.parametrize("path", ADMIN_PATHS)
@@ -244,6 +249,7 @@ def test_admin_get_and_drain_unknown_worker_is_404(client: TestClient) -> None:
         ("GET", f"/api/admin/workers/{unknown}"),
         ("POST", f"/api/admin/workers/{unknown}/drain"),
         ("POST", f"/api/admin/workers/{unknown}/undrain"),
+        ("DELETE", f"/api/admin/workers/{unknown}"),
     ):
         response = client.request(method, path, headers=ADMIN)
         assert response.status_code == 404
@@ -279,6 +285,9 @@ def test_openapi_lists_the_seed_paths(client: TestClient) -> None:
     assert "delete" in paths["/api/worker/unregister/{worker_id}"]
     for path in ("/api/admin/workers", "/api/admin/stats", "/api/admin/health", "/health"):
         assert "get" in paths[path], path
+    assert "delete" in paths["/api/admin/workers/{worker_id}"]
+    assert {"get", "post"} <= set(paths["/api/admin/enrollment-tokens"])
+    assert "delete" in paths["/api/admin/enrollment-tokens/{token_id}"]
     components = schema["components"]["schemas"]
     for model in ("RegisterRequest", "RegisterResponse", "HeartbeatRequest", "ErrorResponse"):
         assert model in components

@@ -190,6 +190,19 @@ def test_the_longest_name_is_kept(client: TestClient) -> None:
 # --- who may ------------------------------------------------------------------------------
 
 
+def assert_admin_only(
+    client: TestClient, calls: list[tuple[str, str, Any]], *other_tokens: str
+) -> None:
+    """Each ``(method, path, json)`` call is a 401 without the admin token, with a wrong one,
+    and with each of ``other_tokens`` (secrets that are not the admin's)."""
+    wrong = ["not-the-admin-token-0123456789", *other_tokens]
+    for headers in ({}, *(bearer(token) for token in wrong)):
+        for method, path, body in calls:
+            response = client.request(method, path, json=body, headers=headers)
+            assert_clean_refusal(response, 401)
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
 def test_key_management_needs_the_admin_token(client: TestClient) -> None:
     created = create_key(client)
     worker = register(client)
@@ -198,11 +211,7 @@ def test_key_management_needs_the_admin_token(client: TestClient) -> None:
         ("GET", KEYS, None),
         ("DELETE", f"{KEYS}/{created['id']}", None),
     ]
-    for headers in ({}, bearer("not-the-admin-token-0123456789"), worker.headers):
-        for method, path, body in calls:
-            response = client.request(method, path, json=body, headers=headers)
-            assert_clean_refusal(response, 401)
-            assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert_admin_only(client, calls, worker.token, created["key"])
     # A client API key is for the relay, not the admin API.
     response = client.get(KEYS, headers=bearer(created["key"]))
     assert assert_clean_refusal(response, 401)["code"] == "bad_token"

@@ -107,7 +107,7 @@ def test_migrations_run_on_postgres_and_match_the_models(engine: Engine) -> None
     assert types["last_heartbeat"] in {"DOUBLE PRECISION", "DOUBLE_PRECISION"}
     with engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0003"
+    assert version == "0004"
     (foreign_key,) = inspector.get_foreign_keys("assignments")
     assert foreign_key["referred_table"] == "workers"
     assert foreign_key["options"]["ondelete"] == "CASCADE"
