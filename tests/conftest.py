@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.container_images",
     "tests.fixtures.postgres",
     "tests.fixtures.x_desktop",
+    "tests.fixtures.browser",
 ]
 
 _forbidden_skips: list[str] = []

@@ -120,7 +120,8 @@ class AdminService:
             worker_id=worker_id,
             name=name,
             message=(
-                f"Worker {worker_id} is out of the pool and its services are placed elsewhere. "
+                f"{name or 'Worker ' + worker_id} is out of the pool and its services are "
+                "placed elsewhere. "
                 "If the machine is still running, it will join again on its own unless it can "
                 "no longer enroll: to keep it out, revoke the enrollment token it joined with "
                 "(or change RMA_ENROLLMENT_TOKEN, if it used that one)."

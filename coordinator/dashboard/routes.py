@@ -32,7 +32,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     # Cached copies are revalidated on every load (ETag), so a new release shows at once.
     "Cache-Control": "no-cache",
 }

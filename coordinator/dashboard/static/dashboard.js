@@ -83,13 +83,17 @@
     return `${Math.round(minutes / 6) / 10} h`;
   }
 
+  // One formatter each: Date.prototype.toLocaleString builds a new one on every call, which
+  // was the largest cost of refreshing 2,000 rows.
+  const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+
   function localTime(ms) {
-    return Number.isFinite(ms) ? new Date(ms).toLocaleString() : "unknown";
+    return Number.isFinite(ms) ? dateTimeFormat.format(ms) : "unknown";
   }
 
   function shortDate(ms) {
-    if (!Number.isFinite(ms)) return "–";
-    return new Date(ms).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+    return Number.isFinite(ms) ? dateFormat.format(ms) : "–";
   }
 
   function bytes(value) {
@@ -286,7 +290,10 @@
   async function api(method, path, body, { signingIn = false, retried = false } = {}) {
     const generation = state.generation;
     const headers = { Accept: "application/json" };
-    const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    // Under a no-referrer policy browsers send "Origin: null" with a POST, which the API
+    // refuses as cross-site; "same-origin" (also the page's policy) sends the real origin
+    // (and a Referer) to this coordinator only.
+    const init = { method, headers, credentials: "same-origin", cache: "no-store", referrerPolicy: "same-origin" };
     if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -859,8 +866,8 @@
     "last_heartbeat", "agent_version", "actions",
   ];
   const WORKER_LABELS = {
-    id: "ID", name: "Name", tier: "Tier", liveness: "Liveness", schedulability: "Schedulability",
-    trusted: "Trusted", load: "Load", containers: "Containers", last_heartbeat: "Last heartbeat",
+    id: "ID", name: "Name", tier: "Tier", liveness: "Liveness", schedulability: "Scheduling",
+    trusted: "Trusted", load: "Load", containers: "Containers", last_heartbeat: "Heartbeat",
     agent_version: "Agent", actions: "",
   };
   const SCHEDULABILITY_ORDER = { active: 0, paused: 1, drained: 2 };
@@ -914,7 +921,7 @@
       search: [w.worker_id, w.name || "", [...services].join(" "), w.agent_version || ""].join("\n").toLowerCase(),
       keys: {
         id: w.worker_id,
-        name: (w.name || "").toLowerCase(),
+        name: w.name ? w.name.toLowerCase() : null,
         tier: w.tier,
         liveness: w.status === "online" ? 0 : 1,
         schedulability: SCHEDULABILITY_ORDER[w.schedulability] ?? 3,
@@ -1033,9 +1040,16 @@
     });
     const since = Number.isFinite(entry.heartbeat) ? ago(now - entry.heartbeat) : "never";
     setCell(row, "last_heartbeat", `${w.last_heartbeat}|${since}`, (td) => {
-      const time = el("time", { text: since, title: localTime(entry.heartbeat) });
-      if (w.last_heartbeat) time.setAttribute("datetime", w.last_heartbeat);
-      td.replaceChildren(time);
+      let time = td.firstChild;
+      if (!time) {
+        time = document.createElement("time");
+        td.append(time);
+      }
+      time.textContent = since;
+      // Its title (the local time) is filled in on hover: formatting 2,000 dates on every
+      // refresh for tooltips nobody opens is most of a refresh's work.
+      time.dateTime = w.last_heartbeat || "";
+      time.removeAttribute("title");
     });
     setCell(row, "agent_version", `${w.agent_version}|${w.protocol_version}`, (td) => {
       td.textContent = w.agent_version || "—";
@@ -1073,12 +1087,20 @@
     return true;
   }
 
+  /** Unnamed workers (null) sort after named ones. */
+  function compareKeys(x, y) {
+    if (x === y) return 0;
+    if (x === null) return 1;
+    if (y === null) return -1;
+    return typeof x === "string" ? collator.compare(x, y) : x - y;
+  }
+
   function compareEntries(a, b) {
     const { col, dir } = state.sort;
     const x = a.keys[col];
     const y = b.keys[col];
-    let result = typeof x === "string" ? collator.compare(x, y) : x - y;
-    if (result === 0 && col !== "name") result = collator.compare(a.keys.name, b.keys.name);
+    let result = compareKeys(x, y);
+    if (result === 0 && col !== "name") result = compareKeys(a.keys.name, b.keys.name);
     if (result === 0) result = a.keys.id < b.keys.id ? -1 : a.keys.id > b.keys.id ? 1 : 0;
     return result * dir;
   }
@@ -1244,6 +1266,11 @@
     }
   }
 
+  workersBody.addEventListener("pointerover", (event) => {
+    const time = event.target.closest("time");
+    if (time && !time.title && time.dateTime) time.title = localTime(parseTime(time.dateTime));
+  });
+
   workersBody.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-action]");
     if (!button || button.disabled) return;
@@ -1265,7 +1292,7 @@
     const createButton = section.querySelector(`[data-testid=${options.createTestId}]`);
     const error = byId(options.errorId);
     const secretBox = byId(options.secretId);
-    const secretCode = secretBox.querySelector("code");
+    const secretCode = secretBox.querySelector("code[data-testid=new-secret]");
     const copyResult = secretBox.querySelector(".copy-result");
     const empty = byId(options.emptyId);
     let loaded = false;
