@@ -183,6 +183,7 @@ class PoolWatch:
         self._engine = engine
         self._clock = clock
         self._catalog = catalog
+        self._sensitive = frozenset(spec.name for spec in catalog.services if spec.sensitive)
         self._hub = hub
         self._relay = relay_metrics
         self._heartbeat_interval = heartbeat_interval
@@ -215,7 +216,7 @@ class PoolWatch:
 
     def services(self, snapshot: RegistrySnapshot) -> list[ServiceStatus]:
         """Each catalogue service: replicas wanted, placed, running and ready."""
-        ready = self._hub.ready_counts()
+        ready = self._hub.ready_counts(self._sensitive)
         return [
             ServiceStatus(
                 name=spec.name,
@@ -338,15 +339,23 @@ class PoolWatch:
         )
 
     def _workers_gauge(self) -> dict[LabelValues, float]:
-        counts: Tally[LabelValues] = Tally()
+        # Every combination, zeros included, so a series drops to 0 instead of vanishing.
+        counts: dict[LabelValues, float] = {
+            (str(tier), liveness, state): 0.0
+            for tier in (1, 2, 3)
+            for liveness in ("online", "offline")
+            for state in ("active", "paused", "drained")
+        }
         for (tier, status, drained, paused), count in self.latest.groups.items():
             state = schedulability(drained=drained, owner_paused=paused)
-            counts[(str(tier), status, state)] += count
-        return {labels: float(count) for labels, count in counts.items()}
+            labels = (str(tier), status, state)
+            counts[labels] = counts.get(labels, 0.0) + count
+        return counts
 
     def _lag_gauge(self) -> dict[LabelValues, float]:
+        # No online worker, no lag to speak of: no series (a 0 would look healthy).
         ages = self.latest.heartbeat_ages
-        return {(f"{q:g}",): round(quantile(ages, q), 3) for q in LAG_QUANTILES}
+        return {(f"{q:g}",): round(quantile(ages, q), 3) for q in LAG_QUANTILES if ages}
 
     def _replicas_gauge(self) -> dict[LabelValues, float]:
         values: dict[LabelValues, float] = {}

@@ -156,8 +156,23 @@ async def require_admin(
             "the admin-token file in the coordinator's data dir).",
             "missing_token",
         )
+    client = request.client.host if request.client is not None else "unknown"
+    wait = runtime.sign_in_throttle.retry_after(client)
+    if wait:
+        raise too_many_attempts(wait)
     if not tokens_match(token, runtime.admin_token_hash):
+        runtime.sign_in_throttle.failed(client)
         raise unauthorized("The admin token is not valid.", "bad_token")
+
+
+def too_many_attempts(wait: int) -> ApiError:
+    """The 429 for a client that sent too many wrong admin tokens."""
+    return ApiError(
+        429,
+        "too_many_attempts",
+        f"Too many wrong admin tokens from this address; try again in {wait} seconds.",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 AdminDep = Depends(require_admin)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from coordinator.admin.sessions import SESSION_COOKIE, AdminSessionState, cross_site_reason
 from coordinator.clock import to_datetime
 from coordinator.errors import ApiError, unauthorized
-from coordinator.runtime import RuntimeDep, dashboard_session
+from coordinator.runtime import RuntimeDep, dashboard_session, too_many_attempts
 from coordinator.security import tokens_match
 from shared import AdminSession, AdminSignIn, ErrorResponse
 
@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+COOKIE_PATH = "/api/admin"
+"""The session cookie goes only with admin API calls: never with relayed requests, which
+reach volunteers' machines, and not with the page itself, which holds no data."""
 
 SIGN_IN_DELAY = 0.25
 """Seconds a wrong token waits before its answer, so guessing is slow even within limits."""
@@ -60,12 +64,7 @@ async def sign_in(
     wait = throttle.retry_after(client)
     if wait:
         log.warning("Dashboard sign-in from %s refused: too many wrong tokens", client)
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"Too many wrong tokens from this address; try again in {wait} seconds.",
-            headers={"Retry-After": str(wait)},
-        )
+        raise too_many_attempts(wait)
     if not tokens_match(body.token, runtime.admin_token_hash):
         throttle.failed(client)
         log.warning("Dashboard sign-in from %s failed: wrong admin token", client)
@@ -82,7 +81,7 @@ async def sign_in(
         SESSION_COOKIE,
         session_id,
         max_age=int(runtime.admin_sessions.max_age),
-        path="/",
+        path=COOKIE_PATH,
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",
@@ -114,7 +113,7 @@ async def sign_out(request: Request, runtime: RuntimeDep) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE,
-        path="/",
+        path=COOKIE_PATH,
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",

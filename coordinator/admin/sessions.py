@@ -34,6 +34,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_SESSIONS = 1000
 """Sessions kept at once; signing in beyond this ends the least recently used one."""
 
+MAX_THROTTLED_CLIENTS = 10_000
+"""Clients whose failed sign-ins are remembered; beyond this the oldest are forgotten."""
+
 
 @dataclass
 class AdminSessionState:
@@ -128,14 +131,22 @@ def cross_site_reason(origin: str | None, fetch_site: str | None, host: str | No
     if origin is not None:
         if origin == "null":
             return "it comes from a page without an origin"
-        netloc = urlsplit(origin).netloc.lower()
+        try:
+            netloc = urlsplit(origin).netloc.lower()
+        except ValueError:  # e.g. "http://[x": not a URL, so not this coordinator
+            return "its Origin header is not a valid address"
         if host is None or netloc != host.lower():
             return f"it comes from {origin}, not from this coordinator"
     return None
 
 
 class SignInThrottle:
-    """Slow down guessing: a client with too many failed sign-ins waits.
+    """Slow down guessing: a client with too many wrong admin tokens waits.
+
+    Counted per client address, for the dashboard's sign-in and for bearer tokens on the
+    admin API alike. Behind a reverse proxy, run uvicorn with ``--proxy-headers`` (and
+    ``--forwarded-allow-ips``) so the address is the client's, not the proxy's; otherwise
+    everyone shares one count.
 
     Args:
         clock: Where the time comes from.
@@ -148,7 +159,8 @@ class SignInThrottle:
         self._failures = failures
         self._window = window
         self._lock = threading.Lock()
-        self._attempts: dict[str, deque[float]] = {}
+        # Client → times of its recent failures, least recently failing first.
+        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
 
     def retry_after(self, client: str) -> int:
         """Seconds the client must wait before trying again; 0 when it may try now."""
@@ -164,10 +176,9 @@ class SignInThrottle:
         now = self._clock()
         with self._lock:
             self._recent(client, now).append(now)
-            if len(self._attempts) > 10_000:  # a flood of clients: keep memory bounded
-                for key in list(self._attempts):
-                    if not self._recent(key, now):
-                        del self._attempts[key]
+            self._attempts.move_to_end(client)
+            while len(self._attempts) > MAX_THROTTLED_CLIENTS:  # a flood: forget the oldest
+                self._attempts.popitem(last=False)
 
     def succeeded(self, client: str) -> None:
         """Forget a client's failures once it signs in."""
@@ -175,7 +186,9 @@ class SignInThrottle:
             self._attempts.pop(client, None)
 
     def _recent(self, client: str, now: float) -> deque[float]:
-        attempts = self._attempts.setdefault(client, deque())
+        attempts = self._attempts.get(client)
+        if attempts is None:
+            attempts = self._attempts[client] = deque(maxlen=self._failures)
         while attempts and attempts[0] <= now - self._window:
             attempts.popleft()
         return attempts

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from coordinator.relay.tunnels import FrameSender, Transport, Tunnel, TunnelGone
@@ -218,11 +218,17 @@ class TunnelHub:
         if worker_id in self._bans:
             del self._bans[worker_id]
 
-    def ready_counts(self) -> dict[str, int]:
-        """Per service, the workers the relay could send a request to now (trust aside)."""
+    def ready_counts(self, sensitive: Collection[str] = ()) -> dict[str, int]:
+        """Per service, the workers the relay could send a request to now.
+
+        Args:
+            sensitive: The services that go only to trusted workers.
+        """
         now = self._clock()
         return {
-            service: sum(1 for tunnel in tunnels if self._eligible(tunnel, now, sensitive=False))
+            service: sum(
+                1 for tunnel in tunnels if self._eligible(tunnel, now, service in sensitive)
+            )
             for service, tunnels in self._by_service.items()
         }
 

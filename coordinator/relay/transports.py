@@ -83,6 +83,21 @@ async def _authenticate(engine: Engine, authorization: str | None) -> TunnelWork
     return worker
 
 
+async def _confirm_after_open(engine: Engine, hub: TunnelHub, worker: TunnelWorker) -> None:
+    """Apply what changed between the tunnel's authentication and its opening.
+
+    An admin may have removed the worker, or drained or untrusted it, while the tunnel was
+    being opened: the hub then holds a tunnel (or flags) read before the change, which the
+    admin's call could not reach. Reading the worker again after the hub has the tunnel
+    closes that gap.
+    """
+    current = await asyncio.to_thread(find_worker, engine, worker.token_hash)
+    if current is None or current.worker_id != worker.worker_id:
+        hub.close(worker.worker_id, "the worker is no longer registered")
+    elif current.flags != worker.flags:
+        hub.set_flags(worker.worker_id, current.flags)
+
+
 def _error_response(error: ApiError) -> JSONResponse:
     body = ErrorResponse(detail=error.detail, code=error.code).model_dump()
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)
@@ -121,6 +136,7 @@ async def tunnel_websocket(websocket: WebSocket) -> None:
     sender = _WebSocketSender(websocket)
     try:
         tunnel = await hub.open(worker.worker_id, "websocket", sender, worker.flags)
+        await _confirm_after_open(runtime.engine, hub, worker)
     except TunnelGone:
         return
     reason = "the worker closed it"
@@ -231,6 +247,7 @@ async def tunnel_poll(request: Request) -> Response:
                 worker.worker_id, "long-poll", session, worker.flags, session=session.id
             )
             session.tunnel = tunnel
+            await _confirm_after_open(runtime.engine, relay.hub, worker)
             frames = await session.take(0)
         else:
             session = relay.sessions.get(session_id, _token_hash(request))

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from coordinator.admin.sessions import (
     MAX_SESSIONS,
+    MAX_THROTTLED_CLIENTS,
     SESSION_COOKIE,
     SessionStore,
     SignInThrottle,
@@ -46,7 +47,7 @@ def test_sign_in_sets_an_httponly_strict_cookie_and_gives_a_csrf_token(
     assert cookie.startswith(f"{SESSION_COOKIE}=")
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
-    assert "Path=/" in cookie
+    assert "Path=/api/admin" in cookie  # never sent with relayed requests to workers
     assert "Secure" not in cookie  # plain HTTP here; set over HTTPS
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
@@ -90,6 +91,7 @@ def test_changes_need_the_csrf_token(client: TestClient) -> None:
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Origin": "http://testserver.evil.example"},
+        {"Origin": "http://[bad"},
     ],
 )
 def test_cross_site_requests_are_refused_even_with_the_csrf_token(
@@ -128,10 +130,12 @@ def test_same_site_browser_requests_pass(client: TestClient) -> None:
     assert response.json()["trusted"] is True
 
 
-def test_a_cross_site_sign_in_is_refused(client: TestClient) -> None:
-    response = sign_in(client, origin="https://evil.example")
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://[bad", "http://[::1"])
+def test_a_cross_site_sign_in_is_refused(client: TestClient, origin: str) -> None:
+    response = sign_in(client, origin=origin)
 
     assert response.status_code == 403
+    assert response.json()["code"] == "cross_site"
     assert "set-cookie" not in response.headers
 
 
@@ -242,6 +246,32 @@ def test_guessing_is_throttled(client: TestClient) -> None:
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) > 0
     assert "try again" in response.json()["detail"]
+
+
+def test_guessing_bearer_tokens_is_throttled_too(client: TestClient) -> None:
+    for _ in range(10):
+        wrong = client.get("/api/admin/stats", headers={"Authorization": "Bearer guess-guess"})
+        assert wrong.status_code == 401
+
+    blocked = client.get("/api/admin/stats", headers=ADMIN)
+
+    assert blocked.status_code == 429
+    assert blocked.json()["code"] == "too_many_attempts"
+    assert sign_in(client).status_code == 429
+
+
+def test_the_throttle_remembers_a_bounded_number_of_clients() -> None:
+    throttle = SignInThrottle(FakeClock(), failures=2, window=60)
+    throttle.failed("first")
+    throttle.failed("first")
+    assert throttle.retry_after("first") > 0
+    for index in range(MAX_THROTTLED_CLIENTS):
+        throttle.failed(f"client-{index}")
+
+    assert throttle.retry_after("first") == 0  # forgotten, the oldest
+    assert throttle.retry_after(f"client-{MAX_THROTTLED_CLIENTS - 1}") == 0  # 1 of 2 failures
+    throttle.failed(f"client-{MAX_THROTTLED_CLIENTS - 1}")
+    assert throttle.retry_after(f"client-{MAX_THROTTLED_CLIENTS - 1}") > 0
 
 
 def test_throttle_forgives_after_the_window_and_after_success() -> None:

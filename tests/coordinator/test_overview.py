@@ -178,14 +178,25 @@ def test_relay_traffic_shows_in_the_overview_history_and_metrics(live: LiveCoord
     live.admin("POST", f"/api/admin/workers/{workers[0].worker_id}/drain")
     assert by_name(live.admin("GET", "/api/admin/overview")["services"])["web"]["ready"] == 1
 
+    # A sensitive service is ready only where the worker is trusted, as the relay routes.
+    vault = ProtocolWorker(live, "cyd", ["vault"]).register(SERVICE_WORKER).connect()
+    live.protocol_workers.append(vault)  # type: ignore[attr-defined]
+    assert by_name(live.admin("GET", "/api/admin/overview")["services"])["vault"]["ready"] == 0
+    live.admin("POST", f"/api/admin/workers/{vault.worker_id}/trust")
+    routable(live, key, "vault", vault)
+    assert by_name(live.admin("GET", "/api/admin/overview")["services"])["vault"]["ready"] == 1
+    live.admin("POST", f"/api/admin/workers/{vault.worker_id}/untrust")
+    assert by_name(live.admin("GET", "/api/admin/overview")["services"])["vault"]["ready"] == 0
+
     metrics = httpx.get(live.url + "/metrics", headers=admin).text
-    assert sample(metrics, 'rma_workers{tier="2",liveness="online",schedulability="active"}') == 1
+    assert sample(metrics, 'rma_workers{tier="2",liveness="online",schedulability="active"}') == 2
     assert sample(metrics, 'rma_workers{tier="2",liveness="online",schedulability="drained"}') == 1
     assert sample(metrics, 'rma_service_replicas{service="web",state="desired"}') == 2
-    # No grace here: the drained worker's replica left it at once, with nowhere to go.
-    assert sample(metrics, 'rma_service_replicas{service="web",state="placed"}') == 1
+    # No grace here: the drained worker's replica moved at once, to cyd when it joined.
+    assert sample(metrics, 'rma_service_replicas{service="web",state="placed"}') == 2
     assert sample(metrics, 'rma_service_replicas{service="web",state="ready"}') == 1
     assert sample(metrics, 'rma_service_replicas{service="vault",state="ready"}') == 0
+    assert sample(metrics, 'rma_workers{tier="1",liveness="offline",schedulability="paused"}') == 0
     assert 0 <= sample(metrics, 'rma_worker_heartbeat_lag_seconds{quantile="1"}') < 30
     assert sample(metrics, "rma_heartbeat_interval_seconds") == 30
     assert "# TYPE rma_workers gauge" in metrics
@@ -218,3 +229,15 @@ def test_admin_answers_are_gzipped_and_worker_calls_are_not(client: TestClient) 
     assert "content-encoding" not in plain.headers
     assert len(schema.content) > 1024
     assert "content-encoding" not in schema.headers
+
+
+def test_no_heartbeat_lag_is_reported_without_online_workers(client: TestClient) -> None:
+    metrics = client.get("/metrics", headers=ADMIN).text
+
+    assert "# TYPE rma_worker_heartbeat_lag_seconds gauge" in metrics
+    assert "rma_worker_heartbeat_lag_seconds{" not in metrics
+    register(client)
+    assert (
+        'rma_worker_heartbeat_lag_seconds{quantile="1"}'
+        in client.get("/metrics", headers=ADMIN).text
+    )

@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from starlette.testclient import WebSocketDenialResponse
 
 from coordinator.db.schema import ASSIGNMENTS
+from coordinator.db.schema import WORKERS as WORKERS_TABLE
+from coordinator.relay.transports import _confirm_after_open, find_worker
+from coordinator.security import hash_token
 from shared.tunnel import TUNNEL_PATH, FrameType, decode_frame
 
 from .conftest import (
@@ -182,3 +185,44 @@ def test_openapi_documents_the_route(client: TestClient) -> None:
     assert route["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/WorkerRemoved"
     }
+
+
+def test_a_removal_while_the_tunnel_opens_still_closes_it(client: TestClient) -> None:
+    """The tunnel authenticated before the removal and reached the hub after it."""
+    worker = register(client)
+    runtime = runtime_of(client)
+    hub = runtime.relay.hub
+    stale = find_worker(runtime.engine, hash_token(worker.token))
+    assert stale is not None
+    with client.websocket_connect(TUNNEL_PATH, headers=worker.headers) as socket:
+        decode_frame(socket.receive_bytes())
+        tunnel = hub.tunnel(worker.worker_id)
+        assert tunnel is not None
+        with runtime.engine.begin() as connection:  # removed behind the hub's back
+            connection.execute(delete(WORKERS_TABLE).where(WORKERS_TABLE.c.id == worker.worker_id))
+
+        client.portal.call(_confirm_after_open, runtime.engine, hub, stale)  # type: ignore[union-attr]
+
+        assert tunnel.closed
+        assert tunnel.close_reason == "the worker is no longer registered"
+        assert socket.receive()["type"] == "websocket.close"
+
+
+def test_a_drain_while_the_tunnel_opens_still_applies(client: TestClient) -> None:
+    worker = register(client)
+    runtime = runtime_of(client)
+    stale = find_worker(runtime.engine, hash_token(worker.token))
+    assert stale is not None
+    with client.websocket_connect(TUNNEL_PATH, headers=worker.headers) as socket:
+        decode_frame(socket.receive_bytes())
+        with runtime.engine.begin() as connection:  # drained behind the hub's back
+            connection.execute(
+                update(WORKERS_TABLE)
+                .where(WORKERS_TABLE.c.id == worker.worker_id)
+                .values(drained=True)
+            )
+
+        client.portal.call(_confirm_after_open, runtime.engine, runtime.relay.hub, stale)  # type: ignore[union-attr]
+
+        assert runtime.relay.hub.ready_counts() == {}
+        assert runtime.relay.hub._flags[worker.worker_id].drained

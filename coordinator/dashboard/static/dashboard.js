@@ -562,13 +562,13 @@
       console.error(error);
     } finally {
       state.refreshing = null;
-      if (generation === state.generation) {
-        if (state.refreshAgain) {
-          state.refreshAgain = false;
-          refreshNow();
-        } else {
-          scheduleRefresh();
-        }
+      // A refresh asked for meanwhile runs now, even when the session changed under this
+      // one (signed out and in again): the new session's first refresh waited for it.
+      if (state.refreshAgain && state.signedIn) {
+        state.refreshAgain = false;
+        refreshNow();
+      } else if (generation === state.generation) {
+        scheduleRefresh();
       }
     }
   }
@@ -1099,6 +1099,8 @@
     const { col, dir } = state.sort;
     const x = a.keys[col];
     const y = b.keys[col];
+    // Unknown values (an unnamed worker) go last in either direction.
+    if ((x === null) !== (y === null)) return x === null ? 1 : -1;
     let result = compareKeys(x, y);
     if (result === 0 && col !== "name") result = compareKeys(a.keys.name, b.keys.name);
     if (result === 0) result = a.keys.id < b.keys.id ? -1 : a.keys.id > b.keys.id ? 1 : 0;
