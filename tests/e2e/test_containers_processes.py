@@ -28,7 +28,8 @@ MANAGED = {"label": ["org.rma.managed=true", f"org.rma.service={SERVICE}"]}
 def managed_containers(daemon: PrivateDockerd) -> list[Any]:
     client = daemon.engine.client()
     try:
-        return list(client.containers.list(all=True, filters=MANAGED))
+        # The agent may remove a container between Docker's list and the SDK's inspect of it.
+        return list(client.containers.list(all=True, filters=MANAGED, ignore_removed=True))
     finally:
         client.close()
 

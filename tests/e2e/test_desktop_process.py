@@ -40,7 +40,7 @@ MANAGED = {"label": ["org.rma.managed=true", f"org.rma.service={SERVICE}"]}
 def running_containers(engine: DockerEngine) -> list[Any]:
     client = engine.client()
     try:
-        return list(client.containers.list(filters=MANAGED))
+        return list(client.containers.list(filters=MANAGED, ignore_removed=True))
     finally:
         client.close()
 
