@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,11 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.processes import (
     CoordinatorProcess,
-    Process,
     catalog_coordinator,
     web_service,
-    worker_process,
 )
 from tests.e2e.simulated_workers import SimulatedWorker, register_workers
+from tests.e2e.worker_pool import ProcessPool, running_pool
 from tests.fixtures.browser import PHONE_VIEWPORT, Tab, TabFactory
 from tests.fixtures.container_images import ECHO_PATH, LocalRegistry
 from tests.fixtures.coordinator import wait_until
@@ -62,14 +61,7 @@ AT_ONCE_MS = 2_000
 
 
 @dataclass
-class Pool:
-    coordinator: CoordinatorProcess
-    workers: dict[str, Process]
-    key: str
-    """A client API key, for the relay."""
-    ids: dict[str, str] = field(default_factory=dict)
-    """Worker id by name."""
-
+class Pool(ProcessPool):
     @property
     def url(self) -> str:
         return self.coordinator.url
@@ -85,17 +77,6 @@ class Pool:
 
     def worker(self, name: str) -> dict[str, Any]:
         return dict(self.admin("GET", f"/api/admin/workers/{self.ids[name]}"))
-
-    def running(self, service: str) -> set[str]:
-        """Names of the workers whose container for ``service`` runs, as they reported."""
-        return {
-            name
-            for name, worker in self.coordinator.workers().items()
-            if any(
-                c["service"] == service and c["state"] == "running"
-                for c in worker.get("containers", [])
-            )
-        }
 
     def relay(self, key: str | None = None) -> httpx.Response:
         return httpx.get(
@@ -122,12 +103,6 @@ class Pool:
             and len(self.running(SERVICE)) == 2
         )
 
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {name} ---\n{process.output()[-2000:]}"
-            for name, process in {"coordinator": self.coordinator, **self.workers}.items()
-        )
-
 
 @pytest.fixture(scope="module")
 def pool(
@@ -139,46 +114,10 @@ def pool(
     coordinator = catalog_coordinator(root, [web_service(local_registry.image, replicas=2)])
     # A chart point a second, so the charts have a history within the module's run.
     coordinator.env["RMA_HISTORY_INTERVAL"] = "1"
-    workers = {name: worker_process(name, coordinator.url, root) for name in NAMES}
-    started: list[Process] = []
-    try:
-        started.append(coordinator.start())
-        for worker in workers.values():
-            worker.env["DOCKER_HOST"] = docker_engine.host
-            started.append(worker.start())
-        created = httpx.post(
-            coordinator.url + "/api/admin/api-keys",
-            json={"name": "dashboard e2e"},
-            headers={"Authorization": f"Bearer {coordinator.admin_token}"},
-        )
-        assert created.status_code == 201, created.text
-        ready = Pool(coordinator, workers, created.json()["key"])
-        wait_until(
-            lambda: set(NAMES) <= coordinator.workers().keys(), 30, "the workers to register"
-        )
-        ready.ids = {name: coordinator.workers()[name]["worker_id"] for name in NAMES}
-        wait_until(
-            lambda: len(ready.running(SERVICE)) == 2,
-            120,
-            f"web to run on two workers; the pool said:\n{ready.logs()}",
-        )
+    with running_pool(
+        Pool, coordinator, NAMES, root, docker_engine, key_name="dashboard e2e", service=SERVICE
+    ) as ready:
         yield ready
-    finally:
-        for process in reversed(started):
-            process.stop()
-        remove_managed_containers(docker_engine)
-
-
-def remove_managed_containers(engine: DockerEngine) -> None:
-    client = engine.client()
-    try:
-        for container in client.containers.list(
-            all=True, filters={"label": "org.rma.managed=true"}
-        ):
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
-    finally:
-        client.close()
 
 
 # --------------------------------------------------------------------------- the page

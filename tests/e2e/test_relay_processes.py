@@ -9,7 +9,6 @@ last one kills a worker.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import signal
@@ -24,12 +23,10 @@ import httpx
 import pytest
 
 from tests.e2e.processes import (
-    CoordinatorProcess,
-    Process,
     catalog_coordinator,
     web_service,
-    worker_process,
 )
+from tests.e2e.worker_pool import ProcessPool, running_pool
 from tests.fixtures.container_images import (
     ECHO_PATH,
     SLOW_PATH,
@@ -48,13 +45,7 @@ NAMES = ("ada", "bea", "cyd")
 
 
 @dataclass
-class Pool:
-    coordinator: CoordinatorProcess
-    workers: dict[str, Process]
-    key: str
-    ids: dict[str, str] = field(default_factory=dict)
-    """Worker id by name."""
-
+class Pool(ProcessPool):
     def call(self, method: str, path: str, **options: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.key}", **options.pop("headers", {})}
         return httpx.request(
@@ -69,17 +60,6 @@ class Pool:
         )
         assert response.status_code == 200, response.text
 
-    def running(self, service: str) -> set[str]:
-        """Names of the workers whose container for ``service`` runs, as they reported."""
-        return {
-            name
-            for name, worker in self.coordinator.workers().items()
-            if any(
-                c["service"] == service and c["state"] == "running"
-                for c in worker.get("containers", [])
-            )
-        }
-
     def answered_by(self, service: str, count: int) -> Counter[str]:
         """Which workers (by name) answered ``count`` requests to ``service``."""
         names = {worker_id: name for name, worker_id in self.ids.items()}
@@ -89,24 +69,6 @@ class Pool:
             assert response.status_code == 200, response.text
             answers[names[response.headers["x-rma-worker"]]] += 1
         return answers
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {name} ---\n{process.output()[-2000:]}"
-            for name, process in {"coordinator": self.coordinator, **self.workers}.items()
-        )
-
-
-def remove_managed_containers(engine: DockerEngine) -> None:
-    client = engine.client()
-    try:
-        for container in client.containers.list(
-            all=True, filters={"label": "org.rma.managed=true"}
-        ):
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -125,34 +87,10 @@ def pool(
         ],
     )
     coordinator.env["RMA_RELAY_MAX_BODY"] = str(MAX_BODY)
-    workers = {name: worker_process(name, coordinator.url, root) for name in NAMES}
-    started: list[Process] = []
-    try:
-        started.append(coordinator.start())
-        for worker in workers.values():
-            worker.env["DOCKER_HOST"] = docker_engine.host
-            started.append(worker.start())
-        created = httpx.post(
-            coordinator.url + "/api/admin/api-keys",
-            json={"name": "e2e"},
-            headers={"Authorization": f"Bearer {coordinator.admin_token}"},
-        )
-        assert created.status_code == 201, created.text
-        ready = Pool(coordinator, workers, created.json()["key"])
-        wait_until(
-            lambda: set(NAMES) <= coordinator.workers().keys(), 30, "the workers to register"
-        )
-        ready.ids = {name: coordinator.workers()[name]["worker_id"] for name in NAMES}
-        wait_until(
-            lambda: len(ready.running("web")) == 2,
-            120,
-            f"web to run on two workers; the pool said:\n{ready.logs()}",
-        )
+    with running_pool(
+        Pool, coordinator, NAMES, root, docker_engine, key_name="e2e", service="web"
+    ) as ready:
         yield ready
-    finally:
-        for process in reversed(started):
-            process.stop()
-        remove_managed_containers(docker_engine)
 
 
 def test_requests_spread_over_the_workers_running_the_service(pool: Pool) -> None:
