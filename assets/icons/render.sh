@@ -1,7 +1,9 @@
 #!/bin/sh
-# Render the PNG icons from the SVG sources in this folder.
+# Render the PNG icons from the SVG sources in this folder, and pack the app icon for
+# Windows (app.ico) and macOS (app.icns).
 # Usage: sh assets/icons/render.sh   (from anywhere)
-# Uses rsvg-convert (apt-get install librsvg2-bin) if present, else ImageMagick.
+# Uses rsvg-convert (apt-get install librsvg2-bin) if present, else ImageMagick; ImageMagick
+# writes app.ico, and pack_icns.py (Python's standard library only) writes app.icns.
 set -eu
 cd "$(dirname "$0")"
 
@@ -13,10 +15,14 @@ render() { # render SRC.svg SIZE OUT.png
   fi
 }
 
-render app.svg 256 app-256.png
-render app.svg 512 app-512.png
+# The app icon at every size a desktop, the Windows shell and Finder ask for.
+for size in 16 24 32 48 64 128 256 512 1024; do
+  render app.svg "$size" "app-$size.png"
+done
 for state in contributing paused waiting attention; do
   render "tray-$state.svg" 22 "tray-$state-22.png"
   render "tray-$state.svg" 44 "tray-$state-44.png"
 done
-echo "rendered PNGs in $(pwd)"
+convert app-16.png app-24.png app-32.png app-48.png app-64.png app-128.png app-256.png app.ico
+python3 pack_icns.py app.icns
+echo "rendered PNGs, app.ico and app.icns in $(pwd)"

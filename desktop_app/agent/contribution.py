@@ -125,6 +125,7 @@ class Contribution:
         clock: Callable[[], datetime] = utc_now,
         agent_config: Callable[[AgentConfig], AgentConfig] | None = None,
         autostart: Autostart | None = None,
+        built_in_coordinator: str | None = None,
         idle_factory: Callable[[], IdleDetector] = create_idle_detector,
         battery: Callable[[], BatteryState | None] = read_battery,
         load_meter: Callable[[Callable[[], list[str]]], LoadMeter | None] = (
@@ -148,6 +149,7 @@ class Contribution:
             clock: The current time (tests inject one).
             agent_config: Adjusts the agent's configuration (tests shorten its timings).
             autostart: Starts the app at login (None: not offered here).
+            built_in_coordinator: The pool address the installed app was built with.
             idle_factory: Finds the desktop's idle detector (called on the policy's thread).
             battery: Reads the battery.
             load_meter: Measures other programs' CPU use, given the pool's container ids
@@ -182,6 +184,7 @@ class Contribution:
         self._on_stopped: list[Callable[[], None]] = []
         self._saver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="settings")
         self._autostart = autostart
+        self._built_in_coordinator = built_in_coordinator
         self._joined_at_launch = settings.joined
         self._idle_factory = idle_factory
         self._battery = battery
@@ -230,11 +233,14 @@ class Contribution:
 
     def coordinator_url(self) -> str:
         """The pool address in effect."""
-        return self._settings.coordinator(self._environ)
+        return self._coordinator_of(self._settings)
 
     def preset_coordinator_url(self) -> str:
         """The pool address used when the volunteer gives none (preset, else default)."""
-        return VolunteerSettings().coordinator(self._environ)
+        return self._coordinator_of(VolunteerSettings())
+
+    def _coordinator_of(self, settings: VolunteerSettings) -> str:
+        return settings.coordinator(self._environ, self._built_in_coordinator)
 
     def snapshot(self) -> Snapshot:
         """The current snapshot."""
@@ -369,7 +375,7 @@ class Contribution:
 
     def _needs_restart(self, old: VolunteerSettings, new: VolunteerSettings) -> bool:
         return (
-            old.coordinator(self._environ) != new.coordinator(self._environ)
+            self._coordinator_of(old) != self._coordinator_of(new)
             or old.gpu_enabled != new.gpu_enabled
             or old.enrollment_token != new.enrollment_token
         )
@@ -574,7 +580,7 @@ class Contribution:
             ),
         )
         config = AgentConfig(
-            coordinator_url=settings.coordinator(self._environ),
+            coordinator_url=self._coordinator_of(settings),
             enrollment_token=settings.enrollment_token
             or self._environ.get("RMA_ENROLLMENT_TOKEN")
             or None,

@@ -85,6 +85,14 @@ class IdentityStore:
 INSTALLATION_ID_FILE = "installation-id"
 
 
+def read_installation_id(state_dir: Path) -> str | None:
+    """The installation's id if one was made and is readable; never creates or moves a file."""
+    try:
+        return str(uuid.UUID((state_dir / INSTALLATION_ID_FILE).read_text(encoding="utf-8").strip()))
+    except (OSError, ValueError):
+        return None
+
+
 def load_or_create_installation_id(state_dir: Path) -> str:
     """A stable id for this installation, which labels the containers it manages.
 

@@ -111,17 +111,36 @@ class VolunteerSettings(BaseModel):
             raise ValueError("a CPU share is at most 100 percent")
         return self
 
-    def coordinator(self, environ: Mapping[str, str] | None = None) -> str:
-        """The pool's address in effect: the volunteer's, else the preset, else the default."""
+    def coordinator(
+        self, environ: Mapping[str, str] | None = None, built_in: str | None = None
+    ) -> str:
+        """The pool's address in effect.
+
+        Args:
+            environ: The environment; its ``RMA_COORDINATOR_URL`` presets the address.
+            built_in: The address the installed app was built with, if any.
+
+        Returns:
+            The volunteer's own choice, else the environment's preset, else the built-in
+            address, else :data:`DEFAULT_COORDINATOR_URL`.
+        """
+        return self.coordinator_and_source(environ, built_in)[0]
+
+    def coordinator_and_source(
+        self, environ: Mapping[str, str] | None = None, built_in: str | None = None
+    ) -> tuple[str, str]:
+        """:meth:`coordinator`, and where it comes from in words (the self-test shows both)."""
         if self.coordinator_url:
-            return self.coordinator_url
+            return self.coordinator_url, "your setting"
         preset = (environ if environ is not None else os.environ).get(COORDINATOR_ENV, "")
         if preset.strip():
             try:
-                return check_coordinator_url(preset)
+                return check_coordinator_url(preset), COORDINATOR_ENV
             except ValueError as exc:
                 log.warning("Ignoring %s: %s", COORDINATOR_ENV, exc)
-        return DEFAULT_COORDINATOR_URL
+        if built_in:
+            return built_in, "built into this app"
+        return DEFAULT_COORDINATOR_URL, "the default"
 
     def cpu_cores_limit(self, machine_cores: int | None) -> float | None:
         """The CPU limit in cores for each container, or None for none.
@@ -183,26 +202,39 @@ class SettingsStore:
         return self._path
 
     def load(self) -> SettingsLoad:
-        """Read the settings; defaults (and a notice) when the file is missing or unreadable."""
+        """Read the settings; defaults (and a notice) when the file is missing or unreadable.
+
+        An unreadable file is moved aside (see the module's description).
+        """
+        settings, problem = self.peek()
+        return SettingsLoad(settings) if problem is None else self._start_afresh(problem)
+
+    def peek(self) -> tuple[VolunteerSettings, str | None]:
+        """Read the settings without changing anything on disk (``--self-test`` uses this).
+
+        Returns:
+            The settings (the defaults when the file is missing or unusable), and what is
+            wrong with the file, or None.
+        """
         try:
             text = self._path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return SettingsLoad(VolunteerSettings())
+            return VolunteerSettings(), None
         except (OSError, UnicodeDecodeError) as exc:
-            return self._start_afresh(f"it could not be read: {exc}")
+            return VolunteerSettings(), f"it could not be read: {exc}"
         try:
             data = json.loads(text)
             if not isinstance(data, dict):
                 raise ValueError("it does not hold a set of settings")
-            return SettingsLoad(VolunteerSettings.model_validate(data))
+            return VolunteerSettings.model_validate(data), None
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in error['loc']) or 'file'}: {error['msg']}"
                 for error in exc.errors()[:3]
             )
-            return self._start_afresh(f"some values are not valid ({problems})")
+            return VolunteerSettings(), f"some values are not valid ({problems})"
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
-            return self._start_afresh(f"it is damaged ({exc})")
+            return VolunteerSettings(), f"it is damaged ({exc})"
 
     def save(self, settings: VolunteerSettings) -> None:
         """Write the settings atomically (readers never see half a file).

@@ -29,7 +29,9 @@ from desktop_app.agent.credentials import (
     add_credential_store_argument,
     default_credential_store,
 )
+from desktop_app.agent.bundle import load_build_config
 from desktop_app.agent.hardware import CapabilityProbe
+from desktop_app.agent.leftovers import LeftoversError, remove_leftover_containers
 from desktop_app.agent.logs import add_log_level_argument, configure_logging
 from desktop_app.agent.paths import AppPaths
 from desktop_app.agent.presentation import NotificationGate, docker_fix
@@ -59,6 +61,8 @@ TRAY_WAIT_AT_LOGIN_S = 60.0
 TRAY_POLL_S = 0.5
 QUIT_DEADLINE_MS = 60_000
 """Quit anyway if stopping the containers takes longer than this (it is logged)."""
+QUIT_WAIT_S = 90.0
+"""``--quit``: how long to wait for the running app to stop its containers and end."""
 
 
 class DesktopApp(QObject):
@@ -203,7 +207,10 @@ class DesktopApp(QObject):
     def handle_message(self, message: str) -> None:
         """A second launch asked for something (``show`` or ``show:<tab>``)."""
         command, _, argument = message.partition(":")
-        if command == "show":
+        if command == "quit":  # rma-desktop --quit, e.g. from an uninstaller
+            log.info("Asked to quit by another launch (rma-desktop --quit).")
+            self.quit()
+        elif command == "show":
             if argument in TAB_NAMES:
                 self.window.show_tab(argument)
             else:
@@ -300,6 +307,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="started at login: stay in the tray, and do nothing if the app already runs",
     )
+    parser.add_argument(
+        "--quit",
+        action="store_true",
+        help="ask the running app to stop the pool's containers and quit, wait for it, then "
+        "remove any of the pool's containers still left (uninstallers run this)",
+    )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this computer and the app, print a report for support, and exit "
+        "(with --report FILE, also save it there)",
+    )
     add_credential_store_argument(parser)
     add_log_level_argument(parser)
     parser.add_argument("--version", action="version", version=f"rma-desktop {__version__}")
@@ -359,6 +378,39 @@ def _autostart() -> Autostart:
         return NullAutostart(str(exc))
 
 
+def quit_running_app(lock: QLockFile, name: str, paths: AppPaths) -> int:
+    """``--quit``: end this user's running app, then remove any containers it left.
+
+    Returns:
+        0 when no app runs and none of the pool's containers are left; 1 otherwise.
+    """
+    configure_logging("WARNING", None, LOG_FILE)
+    if not lock.tryLock(LOCK_WAIT_MS):
+        if not send_to_running(name, "quit"):
+            print("RMA Compute is running but does not answer; waiting for it.", file=sys.stderr)
+        else:
+            print("Asked RMA Compute to stop the pool's containers and quit; waiting.")
+        deadline = time.monotonic() + QUIT_WAIT_S
+        # A crashed app's lock is stale, and tryLock takes it over.
+        while not lock.tryLock(int(HANDOVER_RETRY_S * 1000)):
+            if time.monotonic() > deadline:
+                print(
+                    f"RMA Compute did not quit within {QUIT_WAIT_S:.0f} s. Quit it from its "
+                    "tray icon, or restart the computer, and try again.",
+                    file=sys.stderr,
+                )
+                return 1
+        print("RMA Compute has quit.")
+    try:
+        print(remove_leftover_containers(paths.state_dir))
+    except LeftoversError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        lock.unlock()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the tray app until Quit (or SIGTERM); a second launch brings the first forward."""
     args = build_parser().parse_args(argv)
@@ -378,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     # The lock file is the guard (two launches at the same moment cannot both hold it; a
     # crashed instance's lock is stale and taken over); the socket only carries messages.
     lock = QLockFile(str(paths.config_dir / "rma-desktop.lock"))
+    if args.quit:
+        return quit_running_app(lock, name, paths)
     if not lock.tryLock(LOCK_WAIT_MS):
         if args.autostart:
             return 0  # already running: logging in again must not open its window
@@ -407,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         probe=probe.probe,
         notice=loaded.notice,
         autostart=_autostart(),
+        built_in_coordinator=load_build_config().coordinator_url,
     )
     tray_available = QSystemTrayIcon.isSystemTrayAvailable()
     if not tray_available and args.autostart:
