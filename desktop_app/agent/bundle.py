@@ -50,7 +50,6 @@ _EVERYWHERE = (
     "keyring.backends.null",
     # The relay tunnel and its loopback HTTP client (desktop_app.agent.relay).
     "websockets.asyncio.client",
-    "websockets.legacy",
     "httptools",
     # What the tray app is built from; imported by desktop_app.main only when it starts.
     "desktop_app.ui.app",

@@ -11,6 +11,8 @@
 #                  can still switch it off in the app, which masks it for them)
 #   --out DIR      where the installers go (default dist/installers)
 # Environment:
+#   RMA_BUILD_DIR              where the frozen app and the staging folders go (default: the
+#                              repository's dist/ and build/; the tests use a temporary one)
 #   RMA_BUILD_COORDINATOR_URL  the pool address the app is preset with (see build.spec)
 #   PYTHON                     the Python with the project and PyInstaller installed
 #                              (default .venv/bin/python when it exists, else python3)
@@ -23,13 +25,21 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/installers/linux"
 freeze=1
 autostart=0
-out="$ROOT/dist/installers"
+if [ -n "${RMA_BUILD_DIR:-}" ]; then
+    mkdir -p "$RMA_BUILD_DIR"
+    dist="$(cd "$RMA_BUILD_DIR" && pwd)/dist"
+    work_root="$(cd "$RMA_BUILD_DIR" && pwd)/build"
+else
+    dist="$ROOT/dist"
+    work_root="$ROOT/build"
+fi
+out="$dist/installers"
 while [ $# -gt 0 ]; do
     case "$1" in
         --skip-freeze) freeze=0 ;;
         --autostart) autostart=1 ;;
         --out) out="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -46,18 +56,18 @@ cd "$ROOT"
 version="$("$PYTHON" -c 'import desktop_app; print(desktop_app.__version__)')"
 arch="$(dpkg --print-architecture)"
 machine="$(uname -m)"
-bundle="$ROOT/dist/rma-compute"
+bundle="$dist/rma-compute"
 
 if [ "$freeze" -eq 1 ]; then
     echo "==> PyInstaller (pool: ${RMA_BUILD_COORDINATOR_URL:-the default})"
     "$PYTHON" -m PyInstaller --noconfirm --log-level WARN \
-        --distpath "$ROOT/dist" --workpath "$ROOT/build/pyinstaller" "$ROOT/build.spec"
+        --distpath "$dist" --workpath "$work_root/pyinstaller" "$ROOT/build.spec"
 fi
 [ -x "$bundle/rma-compute" ] || { echo "build.sh: no app in $bundle; run without --skip-freeze" >&2; exit 1; }
 
 desktop-file-validate "$HERE/rma-desktop.desktop" "$HERE/rma-desktop-autostart.desktop"
 mkdir -p "$out"
-work="$ROOT/build/linux"
+work="$work_root/linux"
 rm -rf "$work"
 mkdir -p "$work"
 

@@ -86,6 +86,41 @@ def test_coordinator_address_the_volunteers_then_the_preset_then_the_default() -
     )
 
 
+def test_an_installed_apps_built_in_address_comes_after_the_volunteers_and_the_preset() -> None:
+    built_in = "https://built.example.org"
+    preset = {"RMA_COORDINATOR_URL": "https://preset.example.org"}
+    own = VolunteerSettings(coordinator_url="http://10.0.0.5:8080")
+    assert VolunteerSettings().coordinator_and_source({}, built_in) == (
+        built_in,
+        "built into this app",
+    )
+    assert VolunteerSettings().coordinator_and_source(preset, built_in) == (
+        "https://preset.example.org",
+        "RMA_COORDINATOR_URL",
+    )
+    assert own.coordinator_and_source(preset, built_in) == ("http://10.0.0.5:8080", "your setting")
+    assert VolunteerSettings().coordinator_and_source({}, None) == (
+        DEFAULT_COORDINATOR_URL,
+        "the default",
+    )
+    # A broken preset is ignored (and logged), so the build's address still applies.
+    assert VolunteerSettings().coordinator({"RMA_COORDINATOR_URL": "nope"}, built_in) == built_in
+
+
+def test_peek_reports_a_damaged_file_without_moving_it(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path)
+    store.path.write_text("{not json")
+    settings, problem = store.peek()
+    assert settings == VolunteerSettings()
+    assert problem is not None and "damaged" in problem
+    assert store.path.read_text() == "{not json"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["settings.json"]
+    store.path.write_text(json.dumps({"joined": "maybe"}))
+    assert "joined" in (store.peek()[1] or "")
+    store.path.unlink()
+    assert store.peek() == (VolunteerSettings(), None)
+
+
 @pytest.mark.parametrize(
     ("value", "phrase"),
     [

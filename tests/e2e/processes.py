@@ -79,9 +79,9 @@ class CoordinatorProcess(Process):
 
     @classmethod
     def create(
-        cls, data_dir: Path, admin_token: str, heartbeat_interval: float
+        cls, data_dir: Path, admin_token: str, heartbeat_interval: float, port: int | None = None
     ) -> CoordinatorProcess:
-        port = free_port()
+        port = port or free_port()
         return cls(
             args=[
                 entry_point("rma-coordinator"),
@@ -145,7 +145,10 @@ def worker_process(name: str, coordinator_url: str, root: Path) -> Process:
 
 
 def catalog_coordinator(
-    root: Path, services: list[dict[str, Any]], heartbeat_interval: float = 1.0
+    root: Path,
+    services: list[dict[str, Any]],
+    heartbeat_interval: float = 1.0,
+    port: int | None = None,
 ) -> CoordinatorProcess:
     """A coordinator (not started) with these catalogue ``services`` and a 1 s grace.
 
@@ -155,7 +158,7 @@ def catalog_coordinator(
     catalog = root / "catalog.json"
     catalog.write_text(json.dumps({"services": services}))
     coordinator = CoordinatorProcess.create(
-        root / "coordinator", secrets.token_urlsafe(24), heartbeat_interval
+        root / "coordinator", secrets.token_urlsafe(24), heartbeat_interval, port
     )
     coordinator.args += ["--catalog", str(catalog)]
     coordinator.env["RMA_PLACEMENT_GRACE"] = "1"
@@ -176,10 +179,14 @@ def web_service(image: str, name: str = "web", **fields: Any) -> dict[str, Any]:
 
 
 def web_service_coordinator(
-    root: Path, image: str, service: str = "web", heartbeat_interval: float = 1.0
+    root: Path,
+    image: str,
+    service: str = "web",
+    heartbeat_interval: float = 1.0,
+    port: int | None = None,
 ) -> CoordinatorProcess:
     """A coordinator (not started) whose catalogue has one small web service for every tier.
 
     Heartbeats are every second unless ``heartbeat_interval`` says otherwise.
     """
-    return catalog_coordinator(root, [web_service(image, service)], heartbeat_interval)
+    return catalog_coordinator(root, [web_service(image, service)], heartbeat_interval, port)
