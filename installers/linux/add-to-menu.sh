@@ -30,5 +30,7 @@ sed -e "s|^Exec=rma-desktop|Exec=\"$replacement\"|" \
 if command -v desktop-file-validate >/dev/null 2>&1; then
     desktop-file-validate "$ENTRY"
 fi
-command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$DATA/applications" || true
+if command -v update-desktop-database >/dev/null 2>&1; then
+    update-desktop-database -q "$DATA/applications" || true
+fi
 echo "RMA Compute is in your applications menu ($ENTRY)."
