@@ -158,6 +158,9 @@ def main() -> int:
         for mode in modes:
             row += f"{medians[(name, mode)] / medians[('empty', mode)]:>14.2f}"
         print(row)
+    for mode in modes:
+        ratio = medians[("frozen", mode)] / medians[("pip", mode)]
+        print(f"frozen / pip, {mode}: {ratio:.2f}")
     if not cold:
         print("(not root: the page cache could not be dropped, so only warm starts were timed)")
     return 0

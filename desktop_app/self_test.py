@@ -7,8 +7,9 @@ settings, where the worker's secret is kept, start at login and the log folder. 
 report is saved as ``self-test.txt`` in the log folder, so a volunteer can send the file.
 
 It changes nothing but that file: a damaged settings file is reported, not moved aside, and
-no worker id is created. Qt is tried in a child process (:mod:`desktop_app.ui.qt_probe`), because Qt ends
-the whole process when it cannot reach a display, and the report must still be written.
+no worker id is created. Qt is tried in a child process (:mod:`desktop_app.ui.qt_probe`),
+because Qt ends the whole process when it cannot reach a display, and the report must still
+be written.
 
 The exit status is 0 when the report was made, whatever it found about this computer; it
 is 1 when the app itself is broken (a module it should carry does not load), so a build's
@@ -270,9 +271,7 @@ def qt_probe_command(frozen: bool | None = None) -> list[str]:
     return [sys.executable, "-m", "desktop_app", QT_PROBE_FLAG]
 
 
-def ask_qt(
-    command: Sequence[str] | None = None, timeout_s: float = QT_PROBE_TIMEOUT_S
-) -> QtFacts:
+def ask_qt(command: Sequence[str] | None = None, timeout_s: float = QT_PROBE_TIMEOUT_S) -> QtFacts:
     """Start Qt in a child process and read what it found."""
     try:
         done = subprocess.run(
@@ -379,13 +378,13 @@ def _windows_console() -> IO[str] | None:  # pragma: no cover - Windows only
     if handle not in (0, -1, None):
         try:
             descriptor = msvcrt.open_osfhandle(handle, os.O_WRONLY)  # type: ignore[attr-defined]
-            return open(descriptor, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            return open(descriptor, "w", encoding="utf-8", closefd=False)
         except OSError:
             pass
     attach_parent_process = -1
     if kernel32.AttachConsole(attach_parent_process):
         try:
-            return open("CONOUT$", "w", encoding="utf-8")  # noqa: SIM115
+            return open("CONOUT$", "w", encoding="utf-8")
         except OSError:
             return None
     return None
@@ -411,8 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _console() as console:
         report = Report(outputs=[console] if console is not None else [])
         run(real_inputs(paths), report)
-        saved = _save(report, [paths.log_dir / REPORT_FILE, *([args.report] if args.report else [])])
-        for path, error in saved:
+        targets = [paths.log_dir / REPORT_FILE, *([args.report] if args.report else [])]
+        for path, error in _save(report, targets):
             report.write(f"Saved as {path}" if error is None else f"Not saved as {path}: {error}")
     return 1 if report.broken else 0
 

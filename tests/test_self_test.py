@@ -36,7 +36,8 @@ GIB = 1024**3
 HEALTHY_POOL = f"yes, coordinator {__version__}, protocol 1, in 4 ms"
 # What Qt 6.12 printed here when its xcb plugin could not reach the display.
 QT_NO_DISPLAY = """qt.qpa.xcb: could not connect to display :77
-qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb platform plugin.
+qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb \
+platform plugin.
 qt.qpa.plugin: Could not load the Qt platform plugin "xcb" in "" even though it was found.
 This application failed to start because no Qt platform plugin could be initialized.
 

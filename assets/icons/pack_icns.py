@@ -31,6 +31,7 @@ ELEMENTS = {
 
 
 def pack(folder: Path) -> bytes:
+    """The ``.icns`` file made of ``folder``'s ``app-<size>.png`` files."""
     body = b""
     for kind, size in ELEMENTS.items():
         png = (folder / f"app-{size}.png").read_bytes()

@@ -88,7 +88,8 @@ INSTALLATION_ID_FILE = "installation-id"
 def read_installation_id(state_dir: Path) -> str | None:
     """The installation's id if one was made and is readable; never creates or moves a file."""
     try:
-        return str(uuid.UUID((state_dir / INSTALLATION_ID_FILE).read_text(encoding="utf-8").strip()))
+        text = (state_dir / INSTALLATION_ID_FILE).read_text(encoding="utf-8")
+        return str(uuid.UUID(text.strip()))
     except (OSError, ValueError):
         return None
 

@@ -24,12 +24,12 @@ from desktop_app.agent.autostart import (
     NullAutostart,
     create_autostart,
 )
+from desktop_app.agent.bundle import load_build_config
 from desktop_app.agent.contribution import Contribution, Snapshot, utc_now
 from desktop_app.agent.credentials import (
     add_credential_store_argument,
     default_credential_store,
 )
-from desktop_app.agent.bundle import load_build_config
 from desktop_app.agent.hardware import CapabilityProbe
 from desktop_app.agent.leftovers import LeftoversError, remove_leftover_containers
 from desktop_app.agent.logs import add_log_level_argument, configure_logging

@@ -72,7 +72,8 @@ def test_a_frozen_app_reads_its_bundle_folder(
 ) -> None:
     monkeypatch.setattr(bundle.sys, "frozen", True, raising=False)
     monkeypatch.setattr(bundle.sys, "_MEIPASS", str(tmp_path), raising=False)
-    (tmp_path / BUILD_CONFIG_FILE).write_text(make_build_config("https://a.example", BUILT).to_json())
+    config = make_build_config("https://a.example", BUILT)
+    (tmp_path / BUILD_CONFIG_FILE).write_text(config.to_json())
     assert bundle.is_frozen() and bundle.bundle_dir() == tmp_path
     assert load_build_config().coordinator_url == "https://a.example"
 

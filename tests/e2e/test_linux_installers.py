@@ -38,7 +38,7 @@ from tests.e2e.processes import CoordinatorProcess, Process, web_service_coordin
 from tests.fixtures.container_images import LocalRegistry
 from tests.fixtures.coordinator import free_port, wait_until
 from tests.fixtures.docker_engine import DockerEngine
-from tests.fixtures.x_desktop import TrayIcon, XDesktop
+from tests.fixtures.x_desktop import TrayIcon, Window, XDesktop
 
 BUILD_TIMEOUT_S = 900
 pytestmark = [
@@ -59,6 +59,7 @@ APP_CLASS = "rma-desktop"
 SERVICE = "web"
 MANAGED = {"label": ["org.rma.managed=true", f"org.rma.service={SERVICE}"]}
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
+MIN_WINDOW_WIDTH = 200
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,7 @@ def test_installed_self_test_on_a_desktop(
     installed: Installers,
     x_desktop: XDesktop,
     local_registry: LocalRegistry,
+    docker_engine: DockerEngine,
     processes: list[Process],
     tmp_path: Path,
 ) -> None:
@@ -266,11 +268,12 @@ def test_installed_self_test_on_a_desktop(
     processes.append(pool(tmp_path, installed, local_registry).start())
 
     report = tmp_path / "report.txt"
+    env = {**home_env(tmp_path / "home"), "DOCKER_HOST": docker_engine.host}
     done = subprocess.run(
         [str(COMMAND), "--self-test", "--report", str(report)],
         capture_output=True,
         text=True,
-        env={**x_desktop.env, **home_env(tmp_path / "home")},
+        env={**x_desktop.env, **env},
         timeout=120,
         check=False,
     )
@@ -282,12 +285,32 @@ def test_installed_self_test_on_a_desktop(
     assert "platform xcb" in printed
     assert "System tray:     available" in printed
     assert "Processor:" in printed and "Memory:" in printed
-    assert "Docker:" in printed
+    assert "Docker:          running (version " in printed
     assert f"Pool:            {installed.pool_url} (built into this app)" in printed
     assert f"Pool answers:    yes, coordinator {__version__}" in printed
     assert report.read_text() in printed + "\n"
     saved = tmp_path / "home" / "state" / "RMA Compute" / "log" / "self-test.txt"
     assert saved.read_text() == report.read_text()
+
+    # First start, as from the menu: the first-run window offers the built-in pool.
+    app = x_desktop.spawn([str(COMMAND), "--show"], extra_env=env)
+    x_desktop.wait_for_tray_icon(APP_CLASS, timeout=60, process=app)
+
+    def main_window() -> Window | None:
+        found = x_desktop.find_windows("^RMA Compute$", wm_class=APP_CLASS)
+        return next((window for window in found if window.width > MIN_WINDOW_WIDTH), None)
+
+    window = wait_until(main_window, 30, "the first-run window")
+    wait_until(
+        lambda: "Checked this computer" in x_desktop.log_tail(app, 200), 30, "the first-run check"
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    x_desktop.screenshot(
+        SCREENSHOTS / "installed-first-run.png",
+        crop=(window.x, window.y, window.width, window.height),
+    )
+    app.terminate()
+    assert app.wait(timeout=30) == 0, x_desktop.log_tail(app, 60)
 
 
 # -- 3. the installed app in the tray, joining at the built-in address, and --quit -----------------
@@ -307,17 +330,19 @@ def test_installed_app_contributes_and_quits_for_an_uninstaller(
     write_settings(home, {"joined": True, "rules": {"busy_pause": False}})
 
     app, icon, _seconds = start_in_tray(x_desktop, home, docker_engine)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    left = max(0, icon.x - 120)
-    x_desktop.screenshot(
-        SCREENSHOTS / "installed-tray.png", crop=(left, 0, icon.x + icon.width + 10 - left, 40)
-    )
     wait_until(
         lambda: service_running(coordinator),
         120,
         f"the installed app to run the pool's service; it said:\n{x_desktop.log_tail(app, 60)}",
     )
     assert len(managed_containers(docker_engine)) == 1
+    time.sleep(1)  # the icon turns green with the snapshot that follows the container's start
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    left = max(0, icon.x - 40)
+    x_desktop.screenshot(
+        SCREENSHOTS / "installed-tray.png",
+        crop=(left, 0, icon.x + icon.width + 10 - left, icon.y + icon.height + 10),
+    )
 
     quit_ = subprocess.run(
         [str(COMMAND), "--quit"],
