@@ -58,6 +58,8 @@ REPORT_FILE = "self-test.txt"
 QT_PROBE_TIMEOUT_S = 30.0
 POOL_TIMEOUT_S = 5.0
 LABEL_WIDTH = 16
+_SYSTEM_LIBRARY_MISSING = "cannot open shared object file"
+"""What the Linux loader says when a system library (libEGL, libGL…) is not installed."""
 
 
 @dataclass(frozen=True)
@@ -175,14 +177,21 @@ def _bundled_modules(inputs: SelfTestInputs, report: Report) -> None:
         names = list(lazy_modules())
         report.broken.append(f"a backend package does not load ({exc})")
     missing: list[str] = []
+    system_libraries: list[str] = []
     for name in dict.fromkeys(names):
         try:
             inputs.import_module(name)
         except Exception as exc:  # any failure to import is what this line reports
-            missing.append(f"{name} ({type(exc).__name__}: {exc})")
+            if _SYSTEM_LIBRARY_MISSING in str(exc):  # the computer's fault, not the build's
+                system_libraries.append(f"{name} ({exc})")
+            else:
+                missing.append(f"{name} ({type(exc).__name__}: {exc})")
     if missing:
         report.add("Bundled parts", "MISSING:\n" + "\n".join(missing))
         report.broken.append(f"{len(missing)} bundled module(s) do not load")
+    elif system_libraries:
+        report.add("Bundled parts", "need system libraries:\n" + "\n".join(system_libraries))
+        report.problems.append("this computer lacks a system library the app needs")
     else:
         report.add("Bundled parts", f"all {len(dict.fromkeys(names))} modules load")
 

@@ -151,6 +151,21 @@ def test_a_module_the_build_left_out_makes_the_app_broken(tmp_path: Path) -> Non
     assert lines_of(report)["Result"].startswith("BROKEN: ")
 
 
+def test_a_system_library_the_computer_lacks_is_its_problem_not_a_broken_build(
+    tmp_path: Path,
+) -> None:
+    def import_module(name: str) -> object:
+        if name == "desktop_app.ui.app":
+            raise ImportError("libEGL.so.1: cannot open shared object file: No such file")
+        return object()
+
+    report = run(make_inputs(tmp_path, import_module=import_module), Report())
+    assert lines_of(report)["Bundled parts"] == "need system libraries:"
+    assert "desktop_app.ui.app (libEGL.so.1: cannot open shared object file" in report.text()
+    assert not report.broken
+    assert report.problems == ["this computer lacks a system library the app needs"]
+
+
 def test_a_damaged_settings_file_is_reported_and_left_where_it_is(tmp_path: Path) -> None:
     inputs = make_inputs(tmp_path)
     inputs.paths.config_dir.mkdir(parents=True)

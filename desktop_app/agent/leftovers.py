@@ -48,13 +48,18 @@ def remove_leftover_containers(
     if installation is None:
         return "This computer has not run any of the pool's containers."
     gateway = gateway_factory()
+    containers = None
     try:
         containers = gateway.list_containers(owner_labels(installation))
         for container in containers:
             gateway.stop_container(container.id, STOP_TIMEOUT_S)
             gateway.remove_container(container.id)
-    except DockerUnavailable:
-        return "Docker is not running, so none of the pool's containers are."
+    except DockerUnavailable as exc:
+        if containers is None:  # it did not answer at all: a stopped Docker runs nothing
+            return "Docker is not running, so none of the pool's containers are."
+        raise LeftoversError(
+            f"Docker stopped answering while the pool's containers were removed: {exc.message}"
+        ) from None
     except ContainerRuntimeError as exc:
         raise LeftoversError(f"The pool's containers could not be removed: {exc.message}") from None
     finally:

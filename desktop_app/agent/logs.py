@@ -13,13 +13,21 @@ MAX_LOG_BYTES = 1_000_000
 LOG_BACKUPS = 5
 
 
-def configure_logging(level: str, log_dir: Path | None, file_name: str) -> Path | None:
+def configure_logging(
+    level: str, log_dir: Path | None, file_name: str, *, console: bool = True
+) -> Path | None:
     """Log to stderr and, when there is a log folder, to ``log_dir/file_name`` (rotated).
+
+    Args:
+        level: The lowest level logged.
+        log_dir: The log folder; None for stderr only.
+        file_name: The log file's name in ``log_dir``.
+        console: Whether to log to stderr too (commands that print their own words don't).
 
     Returns:
         The log file, or None when logging to stderr only.
     """
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    handlers: list[logging.Handler] = [logging.StreamHandler()] if console else []
     path = None
     if log_dir is not None:
         path = log_dir / file_name

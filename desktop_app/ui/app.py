@@ -31,7 +31,6 @@ from desktop_app.agent.credentials import (
     default_credential_store,
 )
 from desktop_app.agent.hardware import CapabilityProbe
-from desktop_app.agent.leftovers import LeftoversError, remove_leftover_containers
 from desktop_app.agent.logs import add_log_level_argument, configure_logging
 from desktop_app.agent.paths import AppPaths
 from desktop_app.agent.presentation import NotificationGate, docker_fix
@@ -42,6 +41,7 @@ from desktop_app.ui.first_run import FirstRunPage
 from desktop_app.ui.icons import icon
 from desktop_app.ui.main_window import TAB_NAMES, MainWindow
 from desktop_app.ui.overview import OverviewPage
+from desktop_app.ui.quit_command import LOCK_FILE, quit_running_app
 from desktop_app.ui.schedule_page import SchedulePage
 from desktop_app.ui.settings_page import SettingsPage
 from desktop_app.ui.single_instance import SingleInstance, instance_name, send_to_running
@@ -61,8 +61,6 @@ TRAY_WAIT_AT_LOGIN_S = 60.0
 TRAY_POLL_S = 0.5
 QUIT_DEADLINE_MS = 60_000
 """Quit anyway if stopping the containers takes longer than this (it is logged)."""
-QUIT_WAIT_S = 90.0
-"""``--quit``: how long to wait for the running app to stop its containers and end."""
 
 
 class DesktopApp(QObject):
@@ -378,43 +376,12 @@ def _autostart() -> Autostart:
         return NullAutostart(str(exc))
 
 
-def quit_running_app(lock: QLockFile, name: str, paths: AppPaths) -> int:
-    """``--quit``: end this user's running app, then remove any containers it left.
-
-    Returns:
-        0 when no app runs and none of the pool's containers are left; 1 otherwise.
-    """
-    configure_logging("WARNING", None, LOG_FILE)
-    if not lock.tryLock(LOCK_WAIT_MS):
-        if not send_to_running(name, "quit"):
-            print("RMA Compute is running but does not answer; waiting for it.", file=sys.stderr)
-        else:
-            print("Asked RMA Compute to stop the pool's containers and quit; waiting.")
-        deadline = time.monotonic() + QUIT_WAIT_S
-        # A crashed app's lock is stale, and tryLock takes it over.
-        while not lock.tryLock(int(HANDOVER_RETRY_S * 1000)):
-            if time.monotonic() > deadline:
-                print(
-                    f"RMA Compute did not quit within {QUIT_WAIT_S:.0f} s. Quit it from its "
-                    "tray icon, or restart the computer, and try again.",
-                    file=sys.stderr,
-                )
-                return 1
-        print("RMA Compute has quit.")
-    try:
-        print(remove_leftover_containers(paths.state_dir))
-    except LeftoversError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    finally:
-        lock.unlock()
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the tray app until Quit (or SIGTERM); a second launch brings the first forward."""
     args = build_parser().parse_args(argv)
     paths = AppPaths.for_user()
+    if args.quit:  # before the QApplication: an uninstaller may run it without a display
+        return quit_running_app(paths)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("rma-desktop")
@@ -429,9 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     paths.ensure()
     # The lock file is the guard (two launches at the same moment cannot both hold it; a
     # crashed instance's lock is stale and taken over); the socket only carries messages.
-    lock = QLockFile(str(paths.config_dir / "rma-desktop.lock"))
-    if args.quit:
-        return quit_running_app(lock, name, paths)
+    lock = QLockFile(str(paths.config_dir / LOCK_FILE))
     if not lock.tryLock(LOCK_WAIT_MS):
         if args.autostart:
             return 0  # already running: logging in again must not open its window
@@ -444,6 +409,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # Parented to the app: it must outlive every connection it accepts.
     instance = SingleInstance(name, app)
+    # What later launches ask before the app is ready (waiting for the tray at login can
+    # take a minute) is kept, and handled once it is.
+    early: list[str] = []
+
+    def remember(message: str) -> None:
+        early.append(message)
+
+    instance.message.connect(remember)
     instance.listen()
     log_file = configure_logging(args.log_level, paths.log_dir, LOG_FILE)
     store = SettingsStore(paths.config_dir)
@@ -469,10 +442,13 @@ def main(argv: list[str] | None = None) -> int:
     if not tray_available:
         log.warning("No system tray on this desktop; showing the window instead.")
     desktop = DesktopApp(contribution, tray_available=tray_available)
+    instance.message.disconnect(remember)
     instance.message.connect(desktop.handle_message)
     desktop.finished.connect(app.quit)
     restore_signals = _quit_on_signals(app, desktop)
     desktop.start(show_window=args.show is not None, tab=args.show)
+    for message in early:
+        QTimer.singleShot(0, lambda message=message: desktop.handle_message(message))
     try:
         return app.exec()
     finally:

@@ -54,6 +54,8 @@ done
 
 cd "$ROOT"
 version="$("$PYTHON" -c 'import desktop_app; print(desktop_app.__version__)')"
+# Debian sorts "~" before anything, so 0.1.0~rc1 comes before 0.1.0 (PEP 440's 0.1.0rc1).
+deb_version="$(printf '%s' "$version" | sed -E 's/(a|b|rc|\.dev)([0-9]+)$/~\1\2/; s/~\.dev/~dev/')"
 arch="$(dpkg --print-architecture)"
 machine="$(uname -m)"
 bundle="$dist/rma-compute"
@@ -84,7 +86,7 @@ install_share() {
 
 # -- .deb --------------------------------------------------------------------------------------
 echo "==> .deb"
-package="rma-compute_${version}_${arch}"
+package="rma-compute_${deb_version}_${arch}"
 root="$work/$package"
 mkdir -p "$root/opt" "$root/usr/bin" "$root/DEBIAN"
 cp -a "$bundle" "$root/opt/rma-compute"
@@ -106,7 +108,7 @@ depends="$("$PYTHON" "$HERE/debian_depends.py" "$root/opt/rma-compute")"
 installed_size="$(du -sk --exclude=DEBIAN "$root" | cut -f1)"
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: rma-compute
-Version: $version
+Version: $deb_version
 Architecture: $arch
 Maintainer: ${DEB_MAINTAINER:-RMA Compute Pool <pool@rma.example.org>}
 Installed-Size: $installed_size

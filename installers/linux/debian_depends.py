@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 _ELF_MAGIC = b"\x7fELF"
@@ -61,16 +62,44 @@ def needed_from_system(bundle: Path) -> tuple[set[str], tuple[int, ...]]:
     return needed - shipped, newest
 
 
-def package_of(soname: str) -> str:
-    """The Debian package that installed ``soname`` on this machine."""
+# "libfoo1:amd64, libfoo1:i386: /usr/lib/x86_64-linux-gnu/libfoo.so.1"; other lines
+# ("diversion by …", "local diversion from: …") are not package lines.
+_SEARCH_LINE = re.compile(
+    r"^(?P<packages>[a-z0-9][a-z0-9+.-]+(?::[a-z0-9]+)?(?:, [a-z0-9][a-z0-9+.-]+(?::[a-z0-9]+)?)*)"
+    r": (?P<path>/.+)$"
+)
+
+
+def host_multiarch() -> str:
+    """The host's multiarch folder name, e.g. ``x86_64-linux-gnu``."""
     done = subprocess.run(
-        ["dpkg-query", "--search", f"*/{soname}"], capture_output=True, text=True, check=False
+        ["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True, text=True, check=False
     )
+    if done.returncode == 0 and done.stdout.strip():
+        return done.stdout.strip()
+    return str(sysconfig.get_config_var("MULTIARCH") or "")
+
+
+def package_of(soname: str, multiarch: str) -> str:
+    """The Debian package that installed ``soname`` for this machine's architecture."""
+    done = subprocess.run(
+        ["dpkg-query", "--search", f"*/{soname}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    candidates: list[tuple[bool, str]] = []
     for line in done.stdout.splitlines():
-        packages, _, path = line.partition(": ")
-        if Path(path).name == soname and not packages.startswith("diversion"):
-            # "libfoo1:amd64, libfoo1:i386" -> "libfoo1"
-            return packages.split(",")[0].strip().split(":")[0]
+        match = _SEARCH_LINE.match(line)
+        if match is None or Path(match["path"]).name != soname:
+            continue
+        # "libfoo1:amd64, libfoo1:i386" -> "libfoo1"
+        package = match["packages"].split(",")[0].strip().split(":")[0]
+        # The host architecture's copy, not a multilib one (libc6-i386 in /lib32).
+        candidates.append((f"/{multiarch}/" in match["path"], package))
+    if candidates:
+        return max(candidates, key=lambda candidate: candidate[0])[1]
     raise DependsError(
         f"{soname} is needed by the bundle, but no installed Debian package provides it; "
         "install it from a package, or make PyInstaller bundle it"
@@ -80,7 +109,8 @@ def package_of(soname: str) -> str:
 def depends(bundle: Path) -> str:
     """The ``Depends`` value for the bundle in ``bundle``."""
     sonames, glibc = needed_from_system(bundle)
-    packages = {package_of(soname) for soname in sonames}
+    multiarch = host_multiarch()
+    packages = {package_of(soname, multiarch) for soname in sonames}
     versioned = []
     for package in sorted(packages):
         if package in _C_LIBRARY_PACKAGES and glibc > (0,):

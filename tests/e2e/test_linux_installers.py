@@ -85,11 +85,19 @@ def as_root(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
     return done
 
 
-def package_installed() -> bool:
+def package_status() -> str:
+    """dpkg's state of the package: ``installed``, ``not-installed``, ``half-configured``…"""
     done = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", PACKAGE], capture_output=True, text=True, check=False
+        ["dpkg-query", "-W", "-f=${db:Status-Status}", PACKAGE],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    return done.stdout.strip() == "install ok installed"
+    return done.stdout.strip() or "not-installed"
+
+
+def package_installed() -> bool:
+    return package_status() == "installed"
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +129,14 @@ def installers(tmp_path_factory: pytest.TempPathFactory) -> Installers:
 
 @pytest.fixture(scope="module")
 def installed(installers: Installers) -> Iterator[Installers]:
-    """The .deb installed on this machine with dpkg; purged afterwards."""
-    assert not package_installed(), f"{PACKAGE} is already installed here; remove it first"
-    as_root("dpkg", "-i", str(installers.deb))
-    yield installers
-    if package_installed():
-        as_root("dpkg", "--purge", PACKAGE)
+    """The .deb installed on this machine with dpkg; purged afterwards, even half-installed."""
+    assert package_status() == "not-installed", f"{PACKAGE} is on this machine; purge it first"
+    try:
+        as_root("dpkg", "-i", str(installers.deb))
+        yield installers
+    finally:
+        if package_status() != "not-installed":
+            as_root("dpkg", "--purge", PACKAGE)
 
 
 def field(deb: Path, name: str) -> str:
@@ -228,6 +238,10 @@ def test_deb_metadata_files_and_desktop_entry(installers: Installers, tmp_path: 
     assert link.is_symlink() and os.readlink(link) == "../../opt/rma-compute/rma-compute"
     config = json.loads((program.parent / "_internal" / "build-config.json").read_text())
     assert config["coordinator_url"] == installers.pool_url
+    licenses = program.parent / "_internal" / "licenses"
+    assert {"LGPL-3.0.txt", "GPL-3.0.txt", "Python-LICENSE.txt", "README.txt"} <= {
+        path.name for path in licenses.iterdir()
+    }
     for size in ICON_SIZES:
         icon = unpacked / f"usr/share/icons/hicolor/{size}x{size}/apps/rma-desktop.png"
         assert icon.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", icon
@@ -435,6 +449,7 @@ def test_portable_tarball_runs_where_it_is_unpacked(installers: Installers, tmp_
     entry = tmp_path / "home" / "data" / "applications" / "rma-desktop.desktop"
     keys = desktop_keys(entry.read_text())
     assert parse_desktop_exec_value(keys["Exec"]) == [str(program), "--show"]
+    assert keys["TryExec"] == str(program).replace("\\", "\\\\")
     icon = tmp_path / "home" / "data" / "icons" / "hicolor" / "48x48" / "apps" / "rma-desktop.png"
     assert icon.is_file()
     removed = subprocess.run(
