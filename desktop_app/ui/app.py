@@ -203,7 +203,7 @@ class DesktopApp(QObject):
         self.finished.emit()
 
     def handle_message(self, message: str) -> None:
-        """A second launch asked for something (``show`` or ``show:<tab>``)."""
+        """A second launch asked for something: ``show``, ``show:<tab>`` or ``quit``."""
         command, _, argument = message.partition(":")
         if command == "quit":  # rma-desktop --quit, e.g. from an uninstaller
             log.info("Asked to quit by another launch (rma-desktop --quit).")

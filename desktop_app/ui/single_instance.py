@@ -2,7 +2,8 @@
 
 The first instance listens on a local socket (a Unix socket, or a named pipe on Windows)
 named after the user and the settings folder; a later launch connects, sends one line
-(``show`` or ``show:<tab>``) and exits, and the first brings its window forward.
+(``show`` or ``show:<tab>``, or ``quit`` from ``rma-desktop --quit``) and exits, and the
+first brings its window forward (or quits).
 """
 
 from __future__ import annotations

@@ -189,16 +189,52 @@ def service_running(coordinator: CoordinatorProcess) -> bool:
     return False
 
 
-def start_in_tray(
-    desktop: XDesktop, home: Path, engine: DockerEngine
-) -> tuple[subprocess.Popen[bytes], TrayIcon, float]:
-    """Start the installed command as the desktop entry would; its tray icon and time to it."""
-    started = time.monotonic()
-    # No RMA_COORDINATOR_URL: the address must come from the build.
+@dataclass
+class Contributing:
+    coordinator: CoordinatorProcess
+    home: Path
+    app: subprocess.Popen[bytes]
+    icon: TrayIcon
+
+    def quit(self, desktop: XDesktop, engine: DockerEngine) -> subprocess.CompletedProcess[str]:
+        """``rma-desktop --quit``, as an uninstaller runs it."""
+        return subprocess.run(
+            [str(COMMAND), "--quit"],
+            capture_output=True,
+            text=True,
+            env={**desktop.env, **home_env(self.home), "DOCKER_HOST": engine.host},
+            timeout=150,
+            check=False,
+        )
+
+
+def contributing_app(
+    tmp_path: Path,
+    installers: Installers,
+    registry: LocalRegistry,
+    engine: DockerEngine,
+    desktop: XDesktop,
+    processes: list[Process],
+) -> Contributing:
+    """The installed app of a volunteer who joined, running the pool's service in the tray.
+
+    It is started as the desktop entry would, without ``RMA_COORDINATOR_URL``: the pool's
+    address must come from the build.
+    """
+    coordinator = pool(tmp_path, installers, registry)
+    processes.append(coordinator.start())
+    home = tmp_path / "home"
+    write_settings(home, {"joined": True, "rules": {"busy_pause": False}})
     env = {**home_env(home), "DOCKER_HOST": engine.host}
-    process = desktop.spawn([str(COMMAND), "--credential-store", "file"], extra_env=env)
-    icon = desktop.wait_for_tray_icon(APP_CLASS, timeout=60, process=process)
-    return process, icon, time.monotonic() - started
+    app = desktop.spawn([str(COMMAND), "--credential-store", "file"], extra_env=env)
+    icon = desktop.wait_for_tray_icon(APP_CLASS, timeout=60, process=app)
+    wait_until(
+        lambda: service_running(coordinator),
+        120,
+        f"the installed app to run the pool's service; it said:\n{desktop.log_tail(app, 60)}",
+    )
+    assert len(managed_containers(engine)) == 1
+    return Contributing(coordinator, home, app, icon)
 
 
 # -- 1. the package ------------------------------------------------------------------------------
@@ -338,18 +374,10 @@ def test_installed_app_contributes_and_quits_for_an_uninstaller(
     processes: list[Process],
     tmp_path: Path,
 ) -> None:
-    coordinator = pool(tmp_path, installed, local_registry)
-    processes.append(coordinator.start())
-    home = tmp_path / "home"
-    write_settings(home, {"joined": True, "rules": {"busy_pause": False}})
-
-    app, icon, _seconds = start_in_tray(x_desktop, home, docker_engine)
-    wait_until(
-        lambda: service_running(coordinator),
-        120,
-        f"the installed app to run the pool's service; it said:\n{x_desktop.log_tail(app, 60)}",
+    running = contributing_app(
+        tmp_path, installed, local_registry, docker_engine, x_desktop, processes
     )
-    assert len(managed_containers(docker_engine)) == 1
+    app, icon = running.app, running.icon
     time.sleep(1)  # the icon turns green with the snapshot that follows the container's start
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     left = max(0, icon.x - 40)
@@ -358,30 +386,16 @@ def test_installed_app_contributes_and_quits_for_an_uninstaller(
         crop=(left, 0, icon.x + icon.width + 10 - left, icon.y + icon.height + 10),
     )
 
-    quit_ = subprocess.run(
-        [str(COMMAND), "--quit"],
-        capture_output=True,
-        text=True,
-        env={**x_desktop.env, **home_env(home), "DOCKER_HOST": docker_engine.host},
-        timeout=150,
-        check=False,
-    )
+    quit_ = running.quit(x_desktop, docker_engine)
     assert quit_.returncode == 0, quit_.stdout + quit_.stderr
     assert "Asked RMA Compute to stop the pool's containers and quit" in quit_.stdout
     assert "RMA Compute has quit." in quit_.stdout
     assert app.wait(timeout=10) == 0, x_desktop.log_tail(app, 60)
     assert managed_containers(docker_engine) == []
-    wait_until(lambda: coordinator.workers() == {}, 15, "the worker to leave the pool")
+    wait_until(lambda: running.coordinator.workers() == {}, 15, "the worker to leave the pool")
 
     # Nothing running: --quit still answers 0 and says what it found.
-    again = subprocess.run(
-        [str(COMMAND), "--quit"],
-        capture_output=True,
-        text=True,
-        env={**x_desktop.env, **home_env(home), "DOCKER_HOST": docker_engine.host},
-        timeout=60,
-        check=False,
-    )
+    again = running.quit(x_desktop, docker_engine)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "None of the pool's containers were left running." in again.stdout
 
@@ -397,12 +411,9 @@ def test_removing_the_package_stops_the_app_and_its_containers(
     processes: list[Process],
     tmp_path: Path,
 ) -> None:
-    coordinator = pool(tmp_path, installed, local_registry)
-    processes.append(coordinator.start())
-    home = tmp_path / "home"
-    write_settings(home, {"joined": True, "rules": {"busy_pause": False}})
-    app, _icon, _seconds = start_in_tray(x_desktop, home, docker_engine)
-    wait_until(lambda: service_running(coordinator), 120, "the service to run")
+    app = contributing_app(
+        tmp_path, installed, local_registry, docker_engine, x_desktop, processes
+    ).app
 
     removal = as_root("dpkg", "--remove", PACKAGE)
     assert "Stopping RMA Compute" in removal.stdout, removal.stdout
