@@ -14,11 +14,9 @@ The caller puts ``REPO`` on ``sys.path`` before importing this module, as the sc
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tests.e2e.processes import CoordinatorProcess, web_service_coordinator
 from tests.fixtures.container_images import serve_registry
@@ -26,8 +24,6 @@ from tests.fixtures.docker_engine import DockerEngine, running_dockerd
 
 COORDINATOR_HEARTBEAT_S = 30.0
 """The coordinator's default heartbeat interval (``RMA_HEARTBEAT_INTERVAL``)."""
-SETTINGS_DIR = "RMA Compute"
-"""The app's folder under ``XDG_CONFIG_HOME``, holding ``settings.json``."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +64,3 @@ def running_pool(
             yield Pool(engine=daemon.engine, image=registry.image, coordinator=coordinator)
         finally:
             coordinator.stop()
-
-
-def write_settings(config_home: Path, settings: dict[str, Any]) -> Path:
-    """Write the app's ``settings.json`` under ``config_home`` (its ``XDG_CONFIG_HOME``)."""
-    path = config_home / SETTINGS_DIR / "settings.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings))
-    return path

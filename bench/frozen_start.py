@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.e2e.processes import volunteer_env, write_settings  # noqa: E402
 from tests.fixtures.waiting import wait_until  # noqa: E402
 from tests.fixtures.x_desktop import XDesktop, running_x_desktop, stop_process  # noqa: E402
 
@@ -81,15 +81,9 @@ def freeze(into: Path) -> Path:
 
 def fresh_home(root: Path) -> dict[str, str]:
     home = Path(tempfile.mkdtemp(dir=root))
-    settings = home / "config" / "RMA Compute" / "settings.json"
-    settings.parent.mkdir(parents=True)
-    settings.write_text(json.dumps({"joined": True, "contributing": False}))
+    write_settings(home / "config", {"joined": True, "contributing": False})
     return {
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / "config"),
-        "XDG_STATE_HOME": str(home / "state"),
-        "XDG_CACHE_HOME": str(home / "cache"),
-        "XDG_DATA_HOME": str(home / "data"),
+        **volunteer_env(home),
         # Nothing answers here: the app keeps trying in the background, as offline.
         "RMA_COORDINATOR_URL": "http://127.0.0.1:9",
         "DOCKER_HOST": f"unix://{home}/no-docker.sock",

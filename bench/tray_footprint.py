@@ -352,7 +352,8 @@ def parse_subjects(args: argparse.Namespace) -> list[Subject]:
 @contextlib.contextmanager
 def pool_subjects(root: Path) -> Iterator[list[Subject]]:
     """A real pool for rma-desktop: private dockerd, loopback registry, a coordinator."""
-    from bench._pool import COORDINATOR_HEARTBEAT_S, running_pool, write_settings
+    from bench._pool import COORDINATOR_HEARTBEAT_S, running_pool
+    from tests.e2e.processes import write_settings
 
     # The coordinator's default heartbeat interval, as a volunteer's app would see.
     with running_pool(root, heartbeat_interval=COORDINATOR_HEARTBEAT_S) as pool:

@@ -385,11 +385,9 @@ def _windows_console() -> IO[str] | None:  # pragma: no cover - Windows only
     std_output_handle = -11
     handle = kernel32.GetStdHandle(std_output_handle)
     if handle not in (0, -1, None):
-        try:
+        with contextlib.suppress(OSError):  # not a usable handle: try the parent's console
             descriptor = msvcrt.open_osfhandle(handle, os.O_WRONLY)  # type: ignore[attr-defined]
             return open(descriptor, "w", encoding="utf-8", closefd=False)
-        except OSError:
-            pass
     attach_parent_process = -1
     if kernel32.AttachConsole(attach_parent_process):
         try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 from functools import cache
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
+from desktop_app.agent.bundle import bundle_dir
 from desktop_app.agent.presentation import Kind
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,9 @@ _FALLBACK_COLOURS: dict[str, str] = {
 def assets_dir() -> Path | None:
     """The ``assets`` folder: beside the frozen app, or at the top of the source tree."""
     candidates = []
-    frozen_root = getattr(sys, "_MEIPASS", None)
-    if frozen_root:
-        candidates.append(Path(frozen_root) / "assets")
+    frozen_root = bundle_dir()
+    if frozen_root is not None:
+        candidates.append(frozen_root / "assets")
     candidates.append(Path(__file__).resolve().parents[2] / "assets")
     for candidate in candidates:
         if (candidate / "icons").is_dir():

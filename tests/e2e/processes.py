@@ -19,6 +19,29 @@ from tests.fixtures.coordinator import free_port, wait_until
 BIN = Path(sys.executable).parent
 
 
+APP_FOLDER = "RMA Compute"
+"""The app's folder under each of the XDG folders (``settings.json`` is in the config one)."""
+
+
+def volunteer_env(home: Path) -> dict[str, str]:
+    """The environment of a volunteer whose home, and every XDG folder, is under ``home``."""
+    return {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_DATA_HOME": str(home / "data"),
+    }
+
+
+def write_settings(config_home: Path, settings: dict[str, Any]) -> Path:
+    """Write the app's ``settings.json`` under ``config_home`` (its ``XDG_CONFIG_HOME``)."""
+    path = config_home / APP_FOLDER / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings))
+    return path
+
+
 def entry_point(name: str) -> str:
     path = BIN / name
     if not path.exists():

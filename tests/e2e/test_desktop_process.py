@@ -6,7 +6,6 @@ Also saves the screenshots in docs/screenshots/ that the README shows.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from tests.e2e.processes import (
     Process,
     entry_point,
     web_service_coordinator,
+    write_settings,
 )
 from tests.fixtures.container_images import LocalRegistry
 from tests.fixtures.coordinator import wait_until
@@ -73,9 +73,7 @@ class DesktopApp:
 
     def write_settings(self, settings: dict[str, Any]) -> None:
         """Write the app's ``settings.json`` (as the first run and the Schedule tab would)."""
-        path = Path(self.env["XDG_CONFIG_HOME"]) / "RMA Compute" / "settings.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings))
+        write_settings(Path(self.env["XDG_CONFIG_HOME"]), settings)
 
     def launch(self, *args: str) -> subprocess.Popen[bytes]:
         command = [entry_point("rma-desktop"), "--credential-store", "file", *args]

@@ -34,7 +34,13 @@ import pytest
 
 from desktop_app import __version__
 from desktop_app.agent.autostart.command import parse_desktop_exec_value
-from tests.e2e.processes import CoordinatorProcess, Process, web_service_coordinator
+from tests.e2e.processes import (
+    CoordinatorProcess,
+    Process,
+    volunteer_env,
+    web_service_coordinator,
+    write_settings,
+)
 from tests.fixtures.container_images import LocalRegistry
 from tests.fixtures.coordinator import free_port, wait_until
 from tests.fixtures.docker_engine import DockerEngine
@@ -151,23 +157,6 @@ def desktop_keys(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines)
 
 
-def home_env(home: Path) -> dict[str, str]:
-    """A fresh volunteer's home: the app's folders under ``home`` only."""
-    return {
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / "config"),
-        "XDG_STATE_HOME": str(home / "state"),
-        "XDG_CACHE_HOME": str(home / "cache"),
-        "XDG_DATA_HOME": str(home / "data"),
-    }
-
-
-def write_settings(home: Path, settings: dict[str, Any]) -> None:
-    path = home / "config" / "RMA Compute" / "settings.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings))
-
-
 def pool(tmp_path: Path, installers: Installers, registry: LocalRegistry) -> CoordinatorProcess:
     """A coordinator with the web service, at the address the app was built with."""
     return web_service_coordinator(tmp_path, registry.image, SERVICE, port=installers.pool_port)
@@ -202,7 +191,7 @@ class Contributing:
             [str(COMMAND), "--quit"],
             capture_output=True,
             text=True,
-            env={**desktop.env, **home_env(self.home), "DOCKER_HOST": engine.host},
+            env={**desktop.env, **volunteer_env(self.home), "DOCKER_HOST": engine.host},
             timeout=150,
             check=False,
         )
@@ -224,8 +213,8 @@ def contributing_app(
     coordinator = pool(tmp_path, installers, registry)
     processes.append(coordinator.start())
     home = tmp_path / "home"
-    write_settings(home, {"joined": True, "rules": {"busy_pause": False}})
-    env = {**home_env(home), "DOCKER_HOST": engine.host}
+    write_settings(home / "config", {"joined": True, "rules": {"busy_pause": False}})
+    env = {**volunteer_env(home), "DOCKER_HOST": engine.host}
     app = desktop.spawn([str(COMMAND), "--credential-store", "file"], extra_env=env)
     icon = desktop.wait_for_tray_icon(APP_CLASS, timeout=60, process=app)
     wait_until(
@@ -318,7 +307,7 @@ def test_installed_self_test_on_a_desktop(
     processes.append(pool(tmp_path, installed, local_registry).start())
 
     report = tmp_path / "report.txt"
-    env = {**home_env(tmp_path / "home"), "DOCKER_HOST": docker_engine.host}
+    env = {**volunteer_env(tmp_path / "home"), "DOCKER_HOST": docker_engine.host}
     done = subprocess.run(
         [str(COMMAND), "--self-test", "--report", str(report)],
         capture_output=True,
@@ -443,7 +432,7 @@ def test_portable_tarball_runs_where_it_is_unpacked(installers: Installers, tmp_
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RMA_")},
-        **home_env(tmp_path / "home"),
+        **volunteer_env(tmp_path / "home"),
         "QT_QPA_PLATFORM": "offscreen",
     }
     done = subprocess.run(

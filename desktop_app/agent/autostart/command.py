@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from desktop_app.agent.bundle import is_frozen
+
 from .base import AutostartError
 
 AUTOSTART_FLAG = "--autostart"
@@ -67,7 +69,7 @@ def launch_command(
         AutostartError: The interpreter's path is unknown (an embedded Python).
     """
     if frozen is None:
-        frozen = bool(getattr(sys, "frozen", False))
+        frozen = is_frozen()
     if executable is None:
         executable = sys.executable
     if argv0 is None:
