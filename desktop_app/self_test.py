@@ -172,13 +172,13 @@ def backend_modules(packages: Sequence[str] = BACKEND_PACKAGES) -> list[str]:
 
 def _bundled_modules(inputs: SelfTestInputs, report: Report) -> None:
     try:
-        names = [*lazy_modules(), *backend_modules()]
+        names = list(dict.fromkeys([*lazy_modules(), *backend_modules()]))
     except ImportError as exc:
         names = list(lazy_modules())
         report.broken.append(f"a backend package does not load ({exc})")
     missing: list[str] = []
     system_libraries: list[str] = []
-    for name in dict.fromkeys(names):
+    for name in names:
         try:
             inputs.import_module(name)
         except Exception as exc:  # any failure to import is what this line reports
@@ -193,7 +193,7 @@ def _bundled_modules(inputs: SelfTestInputs, report: Report) -> None:
         report.add("Bundled parts", "need system libraries:\n" + "\n".join(system_libraries))
         report.problems.append("this computer lacks a system library the app needs")
     else:
-        report.add("Bundled parts", f"all {len(dict.fromkeys(names))} modules load")
+        report.add("Bundled parts", f"all {len(names)} modules load")
 
 
 def _qt(inputs: SelfTestInputs, report: Report) -> None:
